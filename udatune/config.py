@@ -64,6 +64,8 @@ class TrainConfig:
     num_workers: int = 1  # loader processes; 0 loads in the main process
     amp: bool = True  # mixed precision, used only on CUDA
     crop: tuple[int, int] | None = None  # random crop (height, width) as weak augmentation
+    log_every: int = 10  # steps between progress/metric records
+    evaluate_test: bool = False  # also score the test split at the end
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,29 @@
+# Two entry points, both of which set everything up on a fresh machine:
+#   make demo   -- install, then run the main job on the built-in synthetic data
+#   make test   -- install, then run the test suite
+VENV ?= .venv
+PY := $(VENV)/bin/python
+UDATUNE := $(VENV)/bin/udatune
+# torch/torchvision are pinned here (not in pyproject.toml, which keeps an open range for
+# users) so that set-up installs the CPU-friendly build this project is tested with.
+TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+
+.PHONY: setup demo test bench clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH_PINS)
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(UDATUNE) train --out runs/demo
+
+test: setup
+	$(PY) -m pytest
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,108 @@
+import math
+
+import pytest
+import torch
+
+from udatune.data.base import IGNORE_INDEX
+from udatune.train.losses import consistency_loss, rampup_weight, supervised_loss, teacher_targets, tsa_threshold
+from udatune.train.teacher import ClassThresholds, per_class_mask_ratio
+
+
+def _logits(seed: int, shape=(2, 5, 6, 7)) -> torch.Tensor:
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed)) * 3
+
+
+@pytest.mark.parametrize("kind", ["kl", "ce"])
+def test_tau_above_every_confidence_gives_zero_unsupervised_loss(kind):
+    target = teacher_targets(_logits(0), temperature=0.4)
+    thresholds = ClassThresholds(5, tau=float(target.confidence.max()) + 1e-3, adaptive=False)
+    keep = thresholds.keep_mask(target.confidence, target.labels)
+    student = _logits(1).requires_grad_()
+    loss = consistency_loss(student, target.probs, keep, kind)
+    assert keep.sum() == 0
+    assert loss.item() == 0.0
+
+
+@pytest.mark.parametrize("kind", ["kl", "ce"])
+def test_gradients_flow_only_through_the_student(kind):
+    teacher_logits = _logits(0).requires_grad_()
+    student = _logits(1).requires_grad_()
+    target = teacher_targets(teacher_logits, temperature=0.5)
+    keep = torch.ones_like(target.confidence)
+    consistency_loss(student, target.probs, keep, kind).backward()
+    assert teacher_logits.grad is None
+    assert student.grad is not None and student.grad.abs().sum() > 0
+
+
+def test_kl_is_zero_when_student_matches_sharpened_teacher():
+    logits = _logits(2)
+    target = teacher_targets(logits, temperature=0.5)
+    loss = consistency_loss(logits / 0.5, target.probs, torch.ones_like(target.confidence), "kl")
+    assert loss.item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_sharpening_raises_the_top_probability():
+    logits = _logits(3)
+    soft = teacher_targets(logits, temperature=1.0)
+    sharp = teacher_targets(logits, temperature=0.4)
+    assert torch.all(sharp.probs.max(1).values >= soft.probs.max(1).values - 1e-6)
+    # confidence (used against τ) is the un-sharpened probability
+    torch.testing.assert_close(sharp.confidence, soft.confidence)
+
+
+def test_mask_ratio_is_the_share_of_pixels_passing_tau():
+    confidence = torch.tensor([[[0.9, 0.5], [0.7, 0.95]]])
+    labels = torch.tensor([[[0, 1], [1, 0]]])
+    keep = ClassThresholds(2, tau=0.7, adaptive=False).keep_mask(confidence, labels)
+    assert keep.mean().item() == pytest.approx(3 / 4)
+    ratios = per_class_mask_ratio(keep, labels, 3)
+    assert ratios[0].item() == pytest.approx(1.0)
+    assert ratios[1].item() == pytest.approx(0.5)
+    assert math.isnan(ratios[2].item())
+
+
+def test_masked_pixels_do_not_change_the_loss():
+    target = teacher_targets(_logits(4), temperature=0.4)
+    keep = torch.zeros_like(target.confidence)
+    keep[:, :3] = 1
+    a = _logits(5)
+    b = a.clone()
+    b[:, :, 3:] = 100 * torch.randn_like(b[:, :, 3:])  # only masked pixels differ
+    assert consistency_loss(a, target.probs, keep).item() == pytest.approx(consistency_loss(b, target.probs, keep).item())
+
+
+def test_class_adaptive_thresholds_lower_the_bar_for_a_lagging_class():
+    th = ClassThresholds(2, tau=0.9, adaptive=True, momentum=0.0)
+    labels = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    confidence = torch.tensor([0.95, 0.95, 0.95, 0.95, 0.95, 0.5, 0.5, 0.5])
+    th.observe(confidence, labels)
+    tau = th.thresholds(torch.device("cpu"))
+    assert tau[0].item() == pytest.approx(0.9)  # best-learned class keeps τ
+    assert tau[1].item() < 0.9 * 0.5  # β=0.25 -> τ·0.25/1.75
+    assert ClassThresholds(2, tau=0.9, adaptive=False).thresholds(torch.device("cpu")).tolist() == pytest.approx([0.9, 0.9])
+
+
+def test_supervised_loss_ignores_void_and_tsa_drops_confident_pixels():
+    logits = torch.zeros(1, 3, 1, 3)
+    logits[0, 0, 0, 0] = 10.0  # confident and right
+    mask = torch.tensor([[[0, 1, IGNORE_INDEX]]])
+    plain, kept_all = supervised_loss(logits, mask)
+    assert kept_all.item() == pytest.approx(1.0)
+    annealed, kept = supervised_loss(logits, mask, tsa="linear", progress=0.0)
+    assert kept.item() == pytest.approx(0.5)  # the confident pixel is above η(0) = 1/3
+    assert annealed.item() > plain.item()
+
+
+def test_tsa_schedules_rise_from_one_over_k_to_one():
+    for schedule in ("linear", "log", "exp"):
+        start, end = tsa_threshold(schedule, 0.0, 4), tsa_threshold(schedule, 1.0, 4)
+        assert end == pytest.approx(1.0, abs=0.01)  # log reaches 1 - e^-5, as in the paper
+        assert start <= 0.25 + 0.01
+        assert tsa_threshold(schedule, 0.5, 4) > start
+
+
+def test_rampup_goes_from_near_zero_to_one():
+    assert rampup_weight(0, 100) == pytest.approx(math.exp(-5))
+    assert rampup_weight(100, 100) == 1.0
+    assert rampup_weight(500, 100) == 1.0
+    assert rampup_weight(3, 0) == 1.0

@@ -1,0 +1,64 @@
+"""torchvision's DeepLabV3 models, returning a logits tensor instead of a dict.
+
+torchvision's segmentation models return ``{"out": logits, "aux": ...}``; udatune's trainer
+expects a tensor like every other registered model. `DeepLabV3Logits` keeps torchvision's
+``backbone`` and ``classifier`` under the same attribute names, so its state_dict keys are
+torchvision's: a checkpoint saved from a torchvision DeepLabV3 loads as is (its auxiliary head,
+which we never build, is ignored). The output is bilinearly resized to the input size, so any
+``H, W >= 32`` works. ``model.width`` is ignored.
+
+Weights are never downloaded: the constructors get ``weights=None, weights_backbone=None``.
+Use ``model.weights`` with a local file to start from pretrained weights.
+
+Caveat: the ASPP image-pooling branch reduces each image to 1×1 before a BatchNorm, so in
+train mode a batch of one raises "Expected more than 1 value per channel". Train with batch
+size >= 2 (eval mode is fine with one image).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.models import segmentation
+from torchvision.models.segmentation import DeepLabV3
+
+from udatune.config import ModelConfig
+from udatune.models.registry import register_model
+
+
+class DeepLabV3Logits(nn.Module):
+    """A torchvision DeepLabV3 without the auxiliary head, returning the ``"out"`` logits."""
+
+    # DeepLabHead is ASPP, 3×3 conv, BN, ReLU, then the 1×1 conv to classes at index 4.
+    classifier_keys = ("classifier.4.weight", "classifier.4.bias")
+    ignored_weight_prefixes = ("aux_classifier.",)
+
+    def __init__(self, net: DeepLabV3) -> None:
+        super().__init__()
+        self.backbone = net.backbone
+        self.classifier = net.classifier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.backbone(x)["out"]
+        logits = self.classifier(features)
+        return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def _build(constructor: Callable[..., DeepLabV3], num_classes: int) -> DeepLabV3Logits:
+    net = constructor(weights=None, weights_backbone=None, num_classes=num_classes, aux_loss=False)
+    return DeepLabV3Logits(net)
+
+
+@register_model("deeplabv3_mobilenet")
+def deeplabv3_mobilenet(cfg: ModelConfig, num_classes: int) -> DeepLabV3Logits:
+    """MobileNetV3-Large backbone, output stride 16: ~11M parameters, the fast choice."""
+    return _build(segmentation.deeplabv3_mobilenet_v3_large, num_classes)
+
+
+@register_model("deeplabv3_resnet50")
+def deeplabv3_resnet50(cfg: ModelConfig, num_classes: int) -> DeepLabV3Logits:
+    """ResNet-50 backbone, output stride 8: ~40M parameters, slow on CPU."""
+    return _build(segmentation.deeplabv3_resnet50, num_classes)

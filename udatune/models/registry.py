@@ -1,0 +1,132 @@
+"""Models by name: each builder turns a `ModelConfig` and a class count into an `nn.Module`.
+
+Every registered model has the same contract, so the trainer never asks which one it holds:
+it maps a normalised float batch ``B×3×H×W`` to logits ``B×num_classes×H×W`` at the input
+resolution, for any ``H, W >= 32`` (sizes need not be multiples of 16 or 32).
+
+Nothing is ever downloaded. Pretrained weights come only from a local file named by
+``ModelConfig.weights``, so a trial behaves the same on a laptop and on an offline cluster node.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from udatune.config import ModelConfig
+from udatune.errors import ConfigError
+
+ModelBuilder = Callable[[ModelConfig, int], nn.Module]
+MODELS: dict[str, ModelBuilder] = {}
+
+
+def register_model(name: str) -> Callable[[ModelBuilder], ModelBuilder]:
+    """Register ``builder(cfg, num_classes) -> nn.Module`` under ``name`` (timm style)."""
+
+    def add(builder: ModelBuilder) -> ModelBuilder:
+        MODELS[name] = builder
+        return builder
+
+    return add
+
+
+def _load_builtin() -> None:
+    # Importing the modules registers their builders; kept lazy so that importing the
+    # registry stays cheap and free of side effects beyond filling MODELS.
+    from udatune.models import deeplab, unet  # noqa: F401
+
+
+def model_names() -> list[str]:
+    _load_builtin()
+    return sorted(MODELS)
+
+
+def build_model(cfg: ModelConfig, num_classes: int) -> nn.Module:
+    """Build the model named by ``cfg.name`` and, if ``cfg.weights`` is set, load that file."""
+    _load_builtin()
+    if cfg.name not in MODELS:
+        raise ConfigError(f"--model {cfg.name!r} is not known; choose one of: {', '.join(sorted(MODELS))}.")
+    model = MODELS[cfg.name](cfg, num_classes)
+    if cfg.weights is not None:
+        load_weights(model, cfg.weights, num_classes)
+    return model
+
+
+def load_weights(model: nn.Module, path: str | Path, num_classes: int) -> None:
+    """Load a local weights file into ``model``; raise `ConfigError` if it does not fit.
+
+    The file may hold a plain state_dict or a checkpoint dict with the state_dict under
+    ``"model"`` (what udatune's trainer saves). It is read with ``weights_only=True``, so a
+    file cannot run code when loaded.
+
+    One mismatch is allowed on purpose: when only the final classifier layer (the keys the
+    model lists in ``classifier_keys``) differs in shape, the weights were trained for another
+    number of classes. Everything else is loaded, that layer keeps its fresh initialisation
+    (the equivalent of ``strict=False`` for that layer only), and a warning says so — this is
+    how a model pretrained on one dataset is fine-tuned on another. Keys under a model's
+    ``ignored_weight_prefixes`` (e.g. torchvision's auxiliary head) are dropped. Any other
+    missing, unexpected or reshaped key is an error, because a partly loaded backbone would
+    silently train from a worse start.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(
+            f"Weights file {file} does not exist; set model.weights to a local .pt file "
+            "or leave it empty to start from random weights (nothing is downloaded)."
+        )
+    try:
+        loaded: Any = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many kinds for a corrupt or non-tensor file
+        raise ConfigError(
+            f"Weights file {file} could not be read as PyTorch weights ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else 'no details'}); save it with torch.save(model.state_dict(), path)."
+        ) from None
+    if isinstance(loaded, dict) and isinstance(loaded.get("model"), dict):
+        loaded = loaded["model"]
+    if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
+        raise ConfigError(
+            f"Weights file {file} does not hold a state_dict (a mapping of names to tensors, "
+            'optionally under a "model" key); save it with torch.save(model.state_dict(), path).'
+        )
+
+    ignored = tuple(getattr(model, "ignored_weight_prefixes", ()))
+    state = {k: v for k, v in loaded.items() if not k.startswith(ignored)}
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    reshaped = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
+    classifier = set(getattr(model, "classifier_keys", ()))
+    name = type(model).__name__
+
+    if not missing and not unexpected and reshaped and set(reshaped) <= classifier:
+        saved = state[reshaped[0]].shape[0]
+        warnings.warn(
+            f"Weights file {file} was trained for {saved} classes, this {name} has {num_classes}; "
+            "loaded everything except the final classifier layer, which starts from random weights.",
+            stacklevel=3,
+        )
+        for key in reshaped:
+            state[key] = expected[key]
+    elif missing or unexpected or reshaped:
+        problems = []
+        if missing:
+            problems.append(f"{len(missing)} missing (e.g. {missing[0]})")
+        if unexpected:
+            problems.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+        if reshaped:
+            key = reshaped[0]
+            problems.append(f"{len(reshaped)} of another shape (e.g. {key}: {tuple(state[key].shape)} in the file, {tuple(expected[key].shape)} here)")
+        hint = (
+            " The classifier differs too, so the file may also be trained for another number of classes."
+            if classifier & set(reshaped)
+            else ""
+        )
+        raise ConfigError(
+            f"Weights file {file} does not fit model {name}: keys {'; '.join(problems)}. "
+            f"Check that model.name (and model.width for the U-Net) match the model that saved the file.{hint}"
+        )
+    model.load_state_dict(state)

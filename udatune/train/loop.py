@@ -1,0 +1,223 @@
+"""The training loop for one trial: a plain function of a frozen config.
+
+No Ray in here: `udatune train` calls `run_trial` directly, and a Ray Train worker calls
+the same function with hooks that report to Ray. Hooks receive every record the loop emits
+(``kind`` = "train" every ``log_every`` steps, "eval" after each evaluation) and may save a
+checkpoint through the function they are handed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol
+
+import torch
+
+from udatune.augment.policy import parse_policy
+from udatune.config import TrialConfig
+from udatune.data.base import SegmentationData
+from udatune.data.loader import (
+    LabeledSet,
+    UnlabeledSet,
+    WeakAugment,
+    eval_loader,
+    infinite_loader,
+    normalize,
+)
+from udatune.errors import ConfigError
+from udatune.models.registry import build_model
+from udatune.train.checkpoint import load_checkpoint, save_checkpoint
+from udatune.train.metrics import ConfusionMatrix
+from udatune.train.step import StepContext, TrialDiverged, supervised_step, to_device, uda_step
+from udatune.train.teacher import ClassThresholds, EMATeacher
+
+MODES = ("uda", "supervised")
+
+
+class Hooks(Protocol):
+    def __call__(self, record: dict, save: Callable[[Path], None]) -> None: ...
+
+
+@dataclass
+class TrialResult:
+    steps: int
+    final: dict  # last val record
+    best_miou: float
+    history: list[dict] = field(default_factory=list)
+    test: dict | None = None
+    step_seconds: float = 0.0  # wall time inside optimisation steps
+    wait_seconds: float = 0.0  # wall time waiting for batches
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name}: no CUDA device is visible here; use --device cpu or auto.")
+    return device
+
+
+def autocast_factory(device: torch.device, amp: bool) -> tuple[Callable[[], object], torch.amp.GradScaler | None]:
+    """bf16 autocast where the GPU supports it (no loss scaling needed), else fp16 + scaler;
+    full precision on CPU, where autocast buys little and costs determinism."""
+    if device.type != "cuda" or not amp:
+        return contextlib.nullcontext, None
+    if torch.cuda.is_bf16_supported():
+        return (lambda: torch.autocast("cuda", dtype=torch.bfloat16)), None
+    return (lambda: torch.autocast("cuda", dtype=torch.float16)), torch.amp.GradScaler("cuda")
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, loader, num_classes: int, device: torch.device, autocast) -> ConfusionMatrix:
+    was_training = model.training
+    model.eval()
+    matrix = ConfusionMatrix(num_classes)
+    for batch in loader:
+        batch = to_device(batch, device)
+        with autocast():
+            logits = model(normalize(batch["image"]))
+        matrix.update(batch["mask"], logits.argmax(dim=1))
+    model.train(was_training)
+    return matrix
+
+
+def check_config(cfg: TrialConfig) -> None:
+    """Reject option values that would only fail deep inside training."""
+    u, t = cfg.uda, cfg.train
+    problems = [
+        (u.mode not in MODES, f"mode must be one of {', '.join(MODES)}, got {u.mode!r}"),
+        (u.loss not in ("kl", "ce"), f"uda.loss must be 'kl' or 'ce', got {u.loss!r}"),
+        (u.tsa not in ("none", "linear", "log", "exp"), f"uda.tsa must be none, linear, log or exp, got {u.tsa!r}"),
+        (not 0.0 <= u.tau <= 1.0, f"tau (τ) must be in [0, 1], got {u.tau}"),
+        (u.temperature <= 0, f"temperature (T) must be > 0, got {u.temperature}"),
+        (u.lambda_u < 0, f"lambda_u (λ) must be ≥ 0, got {u.lambda_u}"),
+        (not 0.0 <= u.ema_decay < 1.0, f"ema_decay must be in [0, 1), got {u.ema_decay}"),
+        (t.steps <= 0, f"steps must be > 0, got {t.steps}"),
+        (t.batch_size <= 0 or t.unlabeled_batch_size <= 0, "batch sizes must be > 0"),
+        (t.eval_every <= 0 or t.log_every <= 0, "eval_every and log_every must be > 0"),
+        (t.lr <= 0, f"lr must be > 0, got {t.lr}"),
+    ]
+    for bad, message in problems:
+        if bad:
+            raise ConfigError(f"Invalid trial setting: {message}.")
+
+
+def run_trial(
+    cfg: TrialConfig,
+    data: SegmentationData,
+    hooks: Hooks | None = None,
+    resume: Path | None = None,
+    wrap_model: Callable[[torch.nn.Module], torch.nn.Module] | None = None,
+) -> TrialResult:
+    """``wrap_model`` wraps the freshly built model before the optimizer sees it (a Ray Train
+    worker passes ``ray.train.torch.prepare_model`` for DDP); the EMA teacher copies the
+    unwrapped model."""
+    check_config(cfg)
+    policy = parse_policy(cfg.uda.policy)
+    hooks = hooks or (lambda record, save: None)
+    t = cfg.train
+    device = resolve_device(t.device)
+    torch.manual_seed(t.seed)
+    model = build_model(cfg.model, data.num_classes).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    unwrapped = model
+    if wrap_model is not None:
+        model = wrap_model(model)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    # Polynomial decay, the usual schedule for segmentation.
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: (1 - min(s, t.steps) / (t.steps + 1)) ** 0.9)
+    autocast, scaler = autocast_factory(device, t.amp)
+    uda_mode = cfg.uda.mode == "uda"
+    ctx = StepContext(
+        model=model,
+        optimizer=optimizer,
+        uda=cfg.uda,
+        num_classes=data.num_classes,
+        device=device,
+        total_steps=t.steps,
+        autocast=autocast,
+        scaler=scaler,
+        ema=EMATeacher(unwrapped, cfg.uda.ema_decay) if (uda_mode and cfg.uda.ema_decay > 0) else None,
+        thresholds=ClassThresholds(data.num_classes, cfg.uda.tau, cfg.uda.class_adaptive),
+        uses_geometry=policy.uses_geometry,
+    )
+
+    start, history, best = 0, [], -math.inf
+    if resume is not None:
+        state = load_checkpoint(resume, ctx, scheduler)
+        start, history, best = state["step"], state["history"], state["best_miou"]
+
+    def save(path: Path) -> None:
+        save_checkpoint(path, ctx, scheduler, step, cfg, history, best)
+
+    pin = device.type == "cuda"
+    weak = WeakAugment(crop=t.crop)
+    labeled_iter = infinite_loader(LabeledSet(data.labeled, weak), t.batch_size, t.seed, start, t.num_workers, pin)
+    unlabeled_iter = None
+    if uda_mode:
+        unlabeled = UnlabeledSet(data.unlabeled, weak, policy)
+        unlabeled_iter = infinite_loader(unlabeled, t.unlabeled_batch_size, t.seed + 1, start, t.num_workers, pin)
+    val_loader = eval_loader(data.val, max(t.batch_size, 16), 0, pin)
+
+    result = TrialResult(steps=start, final=history[-1] if history else {}, best_miou=best, history=history)
+    running: dict[str, torch.Tensor] = {}
+    model.train()
+    step = start
+    while step < t.steps:
+        tick = time.perf_counter()
+        labeled = to_device(next(labeled_iter), device)
+        unlabeled_batch = to_device(next(unlabeled_iter), device) if uda_mode else None
+        tock = time.perf_counter()
+        log_now = (step + 1) % t.log_every == 0 or step + 1 == t.steps
+        if uda_mode:
+            metrics = uda_step(ctx, labeled, unlabeled_batch, step, detailed=log_now)
+        else:
+            metrics = supervised_step(ctx, labeled, step)
+        scheduler.step()
+        step += 1
+        for key, value in metrics.items():
+            running[key] = running.get(key, 0.0) + value if not key.startswith("mask_ratio/") else value
+        if log_now:
+            record = _train_record(running, step, t.log_every, data.classes, scheduler.get_last_lr()[0])
+            running = {}
+            if not math.isfinite(record["loss"]):
+                raise TrialDiverged(f"loss became {record['loss']} by step {step}")
+            result.step_seconds += time.perf_counter() - tock
+            hooks(record, save)
+        else:
+            result.step_seconds += time.perf_counter() - tock
+        result.wait_seconds += tock - tick
+        if step % t.eval_every == 0 or step == t.steps:
+            scores = evaluate(model, val_loader, data.num_classes, device, autocast).compute()
+            best = max(best, scores.miou)
+            record = {"kind": "eval", "split": "val", "step": step, **scores.as_dict(data.classes), "best_miou": best}
+            history.append(record)
+            result.final, result.best_miou = record, best
+            hooks(record, save)
+    result.steps = step
+    if t.evaluate_test and data.test is not None and len(data.test) > 0:
+        test_loader = eval_loader(data.test, max(t.batch_size, 16), 0, pin)
+        scores = evaluate(model, test_loader, data.num_classes, device, autocast).compute()
+        result.test = {"kind": "eval", "split": "test", "step": step, **scores.as_dict(data.classes)}
+        hooks(result.test, save)
+    return result
+
+
+def _train_record(running: dict, step: int, window: int, classes: tuple[str, ...], lr: float) -> dict:
+    """Average the running sums over the logging window; per-class mask ratios are the last
+    logged step's (they are only computed on logging steps)."""
+    record: dict = {"kind": "train", "step": step, "lr": lr}
+    n = step - (step - 1) // window * window if step % window else window
+    for key, value in running.items():
+        value = float(value)
+        if key.startswith("mask_ratio/"):
+            record[f"mask_ratio/{classes[int(key.split('/')[1])]}"] = value
+        else:
+            record[key] = value / n
+    return record
