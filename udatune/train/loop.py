@@ -107,28 +107,25 @@ def check_config(cfg: TrialConfig) -> None:
             raise ConfigError(f"Invalid trial setting: {message}.")
 
 
-def run_trial(
-    cfg: TrialConfig,
-    data: SegmentationData,
-    hooks: Hooks | None = None,
-    resume: Path | None = None,
-    wrap_model: Callable[[torch.nn.Module], torch.nn.Module] | None = None,
-) -> TrialResult:
-    """``wrap_model`` wraps the freshly built model before the optimizer sees it (a Ray Train
-    worker passes ``ray.train.torch.prepare_model`` for DDP); the EMA teacher copies the
-    unwrapped model."""
+@dataclass
+class TrialSetup:
+    """Everything built before the first step; the loop and the benchmarks share it."""
+
+    ctx: StepContext
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    policy: object
+    device: torch.device
+
+
+def setup_trial(cfg: TrialConfig, data: SegmentationData) -> TrialSetup:
     check_config(cfg)
     policy = parse_policy(cfg.uda.policy)
-    hooks = hooks or (lambda record, save: None)
     t = cfg.train
     device = resolve_device(t.device)
     torch.manual_seed(t.seed)
     model = build_model(cfg.model, data.num_classes).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    unwrapped = model
-    if wrap_model is not None:
-        model = wrap_model(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     # Polynomial decay, the usual schedule for segmentation.
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: (1 - min(s, t.steps) / (t.steps + 1)) ** 0.9)
@@ -143,10 +140,25 @@ def run_trial(
         total_steps=t.steps,
         autocast=autocast,
         scaler=scaler,
-        ema=EMATeacher(unwrapped, cfg.uda.ema_decay) if (uda_mode and cfg.uda.ema_decay > 0) else None,
+        ema=EMATeacher(model, cfg.uda.ema_decay) if (uda_mode and cfg.uda.ema_decay > 0) else None,
         thresholds=ClassThresholds(data.num_classes, cfg.uda.tau, cfg.uda.class_adaptive),
         uses_geometry=policy.uses_geometry,
     )
+    return TrialSetup(ctx, scheduler, policy, device)
+
+
+def run_trial(
+    cfg: TrialConfig,
+    data: SegmentationData,
+    hooks: Hooks | None = None,
+    resume: Path | None = None,
+) -> TrialResult:
+    hooks = hooks or (lambda record, save: None)
+    t = cfg.train
+    setup = setup_trial(cfg, data)
+    ctx, scheduler, policy, device = setup.ctx, setup.scheduler, setup.policy, setup.device
+    model, autocast = ctx.model, ctx.autocast
+    uda_mode = cfg.uda.mode == "uda"
 
     start, history, best = 0, [], -math.inf
     if resume is not None:
@@ -217,7 +229,8 @@ def _train_record(running: dict, step: int, window: int, classes: tuple[str, ...
     for key, value in running.items():
         value = float(value)
         if key.startswith("mask_ratio/"):
-            record[f"mask_ratio/{classes[int(key.split('/')[1])]}"] = value
+            if not math.isnan(value):  # NaN = the teacher predicted no pixel of this class
+                record[f"mask_ratio/{classes[int(key.split('/')[1])]}"] = value
         else:
             record[key] = value / n
     return record
