@@ -106,3 +106,22 @@ def test_rampup_goes_from_near_zero_to_one():
     assert rampup_weight(100, 100) == 1.0
     assert rampup_weight(500, 100) == 1.0
     assert rampup_weight(3, 0) == 1.0
+
+
+def test_ema_teacher_warms_up_then_averages_slowly():
+    from torch import nn
+
+    from udatune.train.teacher import EMATeacher
+
+    student = nn.Linear(1, 1, bias=False)
+    nn.init.zeros_(student.weight)
+    ema = EMATeacher(student, decay=0.99)
+    with torch.no_grad():
+        student.weight.fill_(1.0)
+    ema.update(student)  # first update: effective decay (1+1)/(1+10) ≈ 0.18, not 0.99
+    first = ema.model.weight.item()
+    assert first == pytest.approx(1 - 2 / 11)
+    for _ in range(2000):
+        ema.update(student)
+    assert ema.model.weight.item() == pytest.approx(1.0, abs=1e-6)
+    assert not ema.model.weight.requires_grad

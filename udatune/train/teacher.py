@@ -21,22 +21,29 @@ from torch import nn
 class EMATeacher:
     def __init__(self, model: nn.Module, decay: float) -> None:
         self.decay = decay
+        self.updates = 0
         self.model = copy.deepcopy(model).eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
 
     @torch.no_grad()
     def update(self, student: nn.Module) -> None:
+        # Warm-up: early on the average would be dominated by random initial weights (and
+        # mismatch the BatchNorm statistics copied from the student), so the effective decay
+        # grows as (n + 1) / (n + 10) until it reaches the configured one.
+        self.updates += 1
+        decay = min(self.decay, (self.updates + 1) / (self.updates + 10))
         for t, s in zip(self.model.parameters(), student.parameters()):
-            t.lerp_(s.detach(), 1.0 - self.decay)
+            t.lerp_(s.detach(), 1.0 - decay)
         for t, s in zip(self.model.buffers(), student.buffers()):
             t.copy_(s)
 
     def state_dict(self) -> dict:
-        return self.model.state_dict()
+        return {"model": self.model.state_dict(), "updates": self.updates}
 
     def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict(state)
+        self.model.load_state_dict(state["model"])
+        self.updates = state["updates"]
 
 
 class ClassThresholds:
