@@ -48,6 +48,7 @@ class UDAConfig:
     tsa: str = "none"  # training signal annealing: none | linear | log | exp
     ema_decay: float = 0.0  # > 0: mean teacher with this EMA decay; 0: the model is its own teacher
     class_adaptive: bool = False  # FlexMatch-style per-class thresholds
+    class_balance: bool = False  # weight consistency pixels by 1/sqrt(frequency of their teacher class)
     policy: str = "randaugment:2,9"  # strong augmentation, compact policy string
 
 

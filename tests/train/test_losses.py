@@ -125,3 +125,15 @@ def test_ema_teacher_warms_up_then_averages_slowly():
         ema.update(student)
     assert ema.model.weight.item() == pytest.approx(1.0, abs=1e-6)
     assert not ema.model.weight.requires_grad
+
+
+def test_class_balance_weights_favour_rare_classes_and_keep_the_loss_scale():
+    from udatune.train.losses import class_balance_weights
+
+    labels = torch.tensor([[[0] * 15 + [1]]])  # 15 pixels of class 0, 1 of class 1
+    keep = torch.ones(1, 1, 16)
+    keep[0, 0, 0] = 0  # one dropped pixel
+    weights = class_balance_weights(labels, keep, num_classes=3)
+    assert weights[0, 0, 0] == 0  # dropped pixels stay dropped
+    assert weights[0, 0, -1] / weights[0, 0, 1] == pytest.approx(14**0.5)  # 1/sqrt(1) vs 1/sqrt(14)
+    assert weights[keep > 0].mean().item() == pytest.approx(1.0)

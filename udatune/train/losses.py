@@ -95,3 +95,21 @@ def rampup_weight(step: int, rampup_steps: int) -> float:
         return 1.0
     t = min(step / rampup_steps, 1.0)
     return math.exp(-5.0 * (1.0 - t) ** 2)
+
+
+def class_balance_weights(labels: torch.Tensor, keep: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Per-pixel weights ∝ 1/√(share of kept pixels whose teacher class is that pixel's class).
+
+    Consistency on a road scene is dominated by road, building and sky pixels; the gradient
+    then pulls thin classes (pole, sign) into their large neighbours and they collapse to 0 IoU
+    while mIoU barely moves. Re-weighting gives rare classes a say without letting a handful
+    of pixels dominate (the square root keeps it milder than inverse frequency). Weights are
+    normalised so their mean over kept pixels is 1: the loss scale, and so λ, keep their meaning.
+    """
+    flat_labels = labels.flatten()
+    flat_keep = keep.flatten()
+    counts = torch.bincount(flat_labels, weights=flat_keep, minlength=num_classes)
+    per_class = torch.where(counts > 0, counts.clamp_min(1.0).rsqrt(), torch.zeros_like(counts))
+    weights = per_class[flat_labels] * flat_keep
+    kept = flat_keep.sum().clamp_min(1.0)
+    return (weights * kept / weights.sum().clamp_min(1e-8)).view_as(keep)

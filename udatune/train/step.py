@@ -20,7 +20,7 @@ from torch import nn
 from udatune.augment.warp import apply_strong_geometry
 from udatune.config import UDAConfig
 from udatune.data.loader import normalize
-from udatune.train.losses import consistency_loss, rampup_weight, supervised_loss, teacher_targets
+from udatune.train.losses import class_balance_weights, consistency_loss, rampup_weight, supervised_loss, teacher_targets
 from udatune.train.teacher import ClassThresholds, EMATeacher, per_class_mask_ratio
 
 
@@ -86,13 +86,14 @@ def uda_step(
     else:
         probs = target.probs
     ctx.thresholds.observe(target.confidence, target.labels)
+    weights = class_balance_weights(probs.argmax(dim=1), keep, ctx.num_classes) if uda.class_balance else keep
 
     n_labeled = labeled["image"].shape[0]
     with ctx.autocast():
         # One forward over labeled + strong views: BatchNorm sees both, as in FixMatch.
         logits = ctx.model(torch.cat([normalize(labeled["image"]), strong]))
     sup, kept = supervised_loss(logits[:n_labeled], labeled["mask"], uda.tsa, step / ctx.total_steps)
-    unsup = consistency_loss(logits[n_labeled:], probs, keep, uda.loss)
+    unsup = consistency_loss(logits[n_labeled:], probs, weights, uda.loss)
     weight = uda.lambda_u * rampup_weight(step, uda.rampup_steps)
     loss = sup + weight * unsup
     _backward(ctx, loss)
