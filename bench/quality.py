@@ -72,7 +72,7 @@ def run_one(dataset: str, method: str, seed: int, extra: dict, threads: int) -> 
     }
 
 
-def run_all(dataset: str, seeds: list[int], methods: list[str], extra: dict, jobs: int, tag: str) -> list[dict]:
+def run_all(dataset: str, seeds: list[int], methods: list[str], extra: dict, jobs: int, tag: str, cached_only: bool = False) -> list[dict]:
     OUT.mkdir(parents=True, exist_ok=True)
     todo, done = [], []
     for seed in seeds:
@@ -80,7 +80,7 @@ def run_all(dataset: str, seeds: list[int], methods: list[str], extra: dict, job
             path = OUT / f"{tag}-{method}-s{seed}.json"
             if path.exists():
                 done.append(json.loads(path.read_text()))
-            else:
+            elif not cached_only:
                 todo.append((method, seed, path))
     threads = max(1, (os.cpu_count() or 2) // jobs)
     with ProcessPoolExecutor(max_workers=jobs) as pool:
@@ -103,19 +103,25 @@ def mean_std(values: list[float]) -> str:
 def summarize(records: list[dict], methods: list[str]) -> str:
     by = {(r["method"], r["seed"]): r["miou"] for r in records}
     seeds = sorted({r["seed"] for r in records})
-    lines = ["| method | mIoU (mean ± std) | gain over supervised (paired) | share of sup→oracle gap closed | per seed |", "|---|---|---|---|---|"]
+    lines = [
+        "| method | seeds | mIoU (mean ± std) | gain over supervised (paired) | share of sup→oracle gap closed | per seed |",
+        "|---|---|---|---|---|---|",
+    ]
     for method in methods:
         values = [by[(method, s)] for s in seeds if (method, s) in by]
         gains = [by[(method, s)] - by[("supervised", s)] for s in seeds if (method, s) in by and ("supervised", s) in by]
         shares = [
             (by[(method, s)] - by[("supervised", s)]) / (by[("oracle", s)] - by[("supervised", s)])
             for s in seeds
-            if all(k in by for k in ((method, s), ("supervised", s), ("oracle", s))) and by[("oracle", s)] != by[("supervised", s)]
+            # The share is only meaningful where the oracle beats the baseline.
+            if all(k in by for k in ((method, s), ("supervised", s), ("oracle", s))) and by[("oracle", s)] > by[("supervised", s)]
         ]
         gain = mean_std(gains) if method != "supervised" else "—"
         share = f"{statistics.mean(shares):.0%}" if shares and method not in ("supervised", "oracle") else "—"
+        if method not in ("supervised", "oracle") and not shares and ("oracle", seeds[0]) in by:
+            share = "n/a: oracle ≤ baseline"
         per_seed = ", ".join(f"{v:.3f}" for v in values)
-        lines.append(f"| {method} | {mean_std(values)} | {gain} | {share} | {per_seed} |")
+        lines.append(f"| {method} | {len(values)} | {mean_std(values)} | {gain} | {share} | {per_seed} |")
     return "\n".join(lines)
 
 
@@ -128,13 +134,14 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel (threads are split between them)")
     parser.add_argument("--tag", default=None, help="cache/section name (default: the dataset)")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--cached-only", action="store_true", help="summarise the runs already cached; run nothing")
     args = parser.parse_args()
     if args.dataset == "camvid" and not CAMVID.is_dir():
         raise SystemExit(f"CamVid not found at {CAMVID}; skipping.")
     extra = dict(item.split("=", 1) for item in args.set)
     tag = args.tag or args.dataset
     start = time.perf_counter()
-    records = run_all(args.dataset, args.seeds, args.methods, extra, args.jobs, tag)
+    records = run_all(args.dataset, args.seeds, args.methods, extra, args.jobs, tag, args.cached_only)
     table = summarize(records, args.methods)
     print(table)
     if args.no_write:
@@ -145,9 +152,12 @@ def main() -> None:
         f"{cfg['train']['batch_size']} labeled + {cfg['train']['unlabeled_batch_size']} unlabeled, "
         f"λ={cfg['uda']['lambda_u']}, τ={cfg['uda']['tau']}, T={cfg['uda']['temperature']}, labeled={records[0]['config']['data']['labeled']}, "
         f"seeds {args.seeds} (training seed = split seed, so each seed's methods share one labeled subset). "
-        f"mIoU is the final validation mIoU. Wall time of this invocation: {time.perf_counter() - start:.0f} s."
+        f"mIoU is the final validation mIoU. "
+        + ("Summarised from cached runs." if args.cached_only else f"Wall time of this invocation: {time.perf_counter() - start:.0f} s.")
     )
     command = f"python -m bench.quality --dataset {args.dataset} --seeds {' '.join(map(str, args.seeds))} --jobs {args.jobs}"
+    if args.methods != parser.get_default("methods"):
+        command += " --methods " + " ".join(args.methods)
     if args.set:
         command += " --set " + " ".join(args.set)
     write_section = __import__("bench.docs", fromlist=["write_section"]).write_section

@@ -49,10 +49,16 @@ def bare_step_seconds(cfg: TrialConfig, data, repeats: int) -> float:
 
 
 def trainer_step_seconds(cfg: TrialConfig, data, steps: int) -> float:
-    """Seconds per step of the real loop (loading, copies, step), evaluation excluded."""
-    cfg = cfg.override({"train.steps": steps, "train.eval_every": 10**9})
-    result = run_trial(cfg, data)
-    return (result.step_seconds + result.wait_seconds) / steps
+    """Steady-state seconds per step of the real loop (loading, copies, step), evaluation
+    excluded: the difference between a run of ``steps`` and one of ``steps // 4``, so the
+    one-off start of the loader workers cancels out."""
+
+    def loop_seconds(n: int) -> float:
+        result = run_trial(cfg.override({"train.steps": n, "train.eval_every": 10**9}), data)
+        return result.step_seconds + result.wait_seconds
+
+    short = max(steps // 4, 5)
+    return (loop_seconds(steps) - loop_seconds(short)) / (steps - short)
 
 
 def loader_images_per_second(cfg: TrialConfig, data, policy: str, batches: int) -> float:
