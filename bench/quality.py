@@ -125,6 +125,23 @@ def summarize(records: list[dict], methods: list[str]) -> str:
     return "\n".join(lines)
 
 
+def per_class_table(records: list[dict], methods: list[str]) -> str:
+    """Mean IoU per class and method: where UDA's gains and losses come from."""
+    classes = [k[4:] for k in records[0]["final"] if k.startswith("iou/")]
+    header = "| method | " + " | ".join(classes) + " |\n|---|" + "---|" * len(classes)
+    rows = []
+    for method in methods:
+        finals = [r["final"] for r in records if r["method"] == method]
+        if not finals:
+            continue
+        cells = []
+        for c in classes:
+            values = [f[f"iou/{c}"] for f in finals if not math.isnan(f[f"iou/{c}"])]
+            cells.append(f"{statistics.mean(values):.2f}" if values else "—")
+        rows.append(f"| {method} | " + " | ".join(cells) + " |")
+    return header + "\n" + "\n".join(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", choices=sorted(DATASETS), default="synthetic")
@@ -142,7 +159,7 @@ def main() -> None:
     tag = args.tag or args.dataset
     start = time.perf_counter()
     records = run_all(args.dataset, args.seeds, args.methods, extra, args.jobs, tag, args.cached_only)
-    table = summarize(records, args.methods)
+    table = summarize(records, args.methods) + "\n\nPer-class IoU (mean over the seeds above):\n\n" + per_class_table(records, args.methods)
     print(table)
     if args.no_write:
         return

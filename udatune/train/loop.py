@@ -117,7 +117,13 @@ class TrialSetup:
     device: torch.device
 
 
-def setup_trial(cfg: TrialConfig, data: SegmentationData) -> TrialSetup:
+def setup_trial(
+    cfg: TrialConfig,
+    data: SegmentationData,
+    wrap_model: Callable[[torch.nn.Module], torch.nn.Module] | None = None,
+) -> TrialSetup:
+    """``wrap_model`` wraps the built model before the optimizer sees it (a Ray Train worker
+    passes ``ray.train.torch.prepare_model`` for DDP); the EMA teacher copies the unwrapped one."""
     check_config(cfg)
     policy = parse_policy(cfg.uda.policy)
     t = cfg.train
@@ -126,6 +132,9 @@ def setup_trial(cfg: TrialConfig, data: SegmentationData) -> TrialSetup:
     model = build_model(cfg.model, data.num_classes).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
+    unwrapped = model
+    if wrap_model is not None:
+        model = wrap_model(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     # Polynomial decay, the usual schedule for segmentation.
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: (1 - min(s, t.steps) / (t.steps + 1)) ** 0.9)
@@ -140,7 +149,7 @@ def setup_trial(cfg: TrialConfig, data: SegmentationData) -> TrialSetup:
         total_steps=t.steps,
         autocast=autocast,
         scaler=scaler,
-        ema=EMATeacher(model, cfg.uda.ema_decay) if (uda_mode and cfg.uda.ema_decay > 0) else None,
+        ema=EMATeacher(unwrapped, cfg.uda.ema_decay) if (uda_mode and cfg.uda.ema_decay > 0) else None,
         thresholds=ClassThresholds(data.num_classes, cfg.uda.tau, cfg.uda.class_adaptive),
         uses_geometry=policy.uses_geometry,
     )
@@ -152,10 +161,11 @@ def run_trial(
     data: SegmentationData,
     hooks: Hooks | None = None,
     resume: Path | None = None,
+    wrap_model: Callable[[torch.nn.Module], torch.nn.Module] | None = None,
 ) -> TrialResult:
     hooks = hooks or (lambda record, save: None)
     t = cfg.train
-    setup = setup_trial(cfg, data)
+    setup = setup_trial(cfg, data, wrap_model)
     ctx, scheduler, policy, device = setup.ctx, setup.scheduler, setup.policy, setup.device
     model, autocast = ctx.model, ctx.autocast
     uda_mode = cfg.uda.mode == "uda"

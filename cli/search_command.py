@@ -1,0 +1,216 @@
+"""`udatune search`: a Ray Tune sweep over policies and UDA settings, baselines included.
+
+Parse and validate everything (options, space files, the dataset) before Ray starts; then run
+the sweep with a live table while Ray's own output goes to a log file.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich import box
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from udatune.cli.app import app
+from udatune.config import TrialConfig, load_config
+from udatune.tune.results import policy_summary
+
+DEFAULT_SPACES = ["autoaugment", "randaugment"]
+
+# The default sweep (`udatune search` with no options, `make demo`): small frames and enough
+# steps per trial that UDA shows its gain and Ray's per-trial start-up stays a small share.
+SWEEP_DEFAULTS = {
+    "train.eval_every": 100,
+    "train.log_every": 50,  # divides eval_every: evaluation time is measured apart from steps
+    "train.num_workers": 0,  # a trial gets one CPU; a loader process would only compete for it
+}
+SYNTHETIC_SIZE = "32x48"
+
+
+@app.command()
+def search(
+    space: list[str] = typer.Option([], "--space", help="Search space: a built-in name (autoaugment, randaugment, trivialaugment) or a YAML file; repeat to compare methods in one sweep. Default: autoaugment + randaugment."),
+    trials: int = typer.Option(4, help="Searched trials in total, shared round-robin by the spaces (baselines come on top)."),
+    seeds: str = typer.Option("0", help="Training seeds, comma-separated; each gets its own supervised and default-UDA baseline."),
+    max_steps: int = typer.Option(1000, help="Step budget of every trial (baselines included)."),
+    max_concurrent: int = typer.Option(0, help="Trials at once; 0 = as many as the cluster's CPUs/GPUs fit, plus one queued whose start-up overlaps them."),
+    scheduler: str = typer.Option("asha", help="asha (prunes searched trials; baselines always finish) or fifo."),
+    grace_period: int = typer.Option(0, help="ASHA: steps before a trial can be stopped (0 = max-steps / 2)."),
+    reduction_factor: float = typer.Option(3.0, help="ASHA: keep the best 1/factor at each rung."),
+    baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Run the supervised and default-UDA baselines."),
+    workers_per_trial: int = typer.Option(1, help="Ray Train workers per trial (data-parallel DDP when > 1)."),
+    cpus_per_trial: float = typer.Option(1.0, help="CPUs per Train worker."),
+    gpus_per_trial: float = typer.Option(0.0, help="GPUs per Train worker (fractions allowed, e.g. 0.5)."),
+    address: Optional[str] = typer.Option(None, help="Ray cluster: auto, host:port or ray://host:port. Unset: RAY_ADDRESS, else a private local Ray."),
+    num_cpus: Optional[int] = typer.Option(None, help="CPUs of the local Ray (default: all cores)."),
+    storage: str = typer.Option("runs/sweeps", help="Where sweeps are kept: a folder, or a URI (s3://, gs://)."),
+    name: Optional[str] = typer.Option(None, help="Sweep name (default: sweep-<date>-<time>)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="Base trial config (YAML/JSON, sections data, model, uda, train)."),
+    dataset: Optional[str] = typer.Option(None, help="synthetic (built in), camvid, cityscapes or folder."),
+    data_root: Optional[str] = typer.Option(None, help="Folder of a real dataset."),
+    labeled: Optional[str] = typer.Option(None, help="Labeled frames: a count (16), a fraction (0.0625) or 'all'."),
+    split_seed: Optional[int] = typer.Option(None, help="Seed that draws the labeled subset (the same for every trial)."),
+    image_size: Optional[str] = typer.Option(None, help=f"Resize frames to HEIGHTxWIDTH (synthetic default here: {SYNTHETIC_SIZE})."),
+    model: Optional[str] = typer.Option(None, help="unet, deeplabv3_mobilenet or deeplabv3_resnet50."),
+    set_: list[str] = typer.Option([], "--set", help="Any base setting as section.key=value, e.g. train.eval_every=50."),
+) -> None:
+    """Search augmentation policies and UDA settings with Ray Tune; each trial is a Ray Train job."""
+    from udatune.augment.policy import parse_policy
+    from udatune.cli.train_command import parse_sets
+    from udatune.data.registry import build_data
+    from udatune.errors import ConfigError
+    from udatune.train.loop import check_config
+    from udatune.tune import sweep as sweeps
+    from udatune.tune.cluster import check_reachable, ray_cluster, redirect_output, resolve_address
+    from udatune.tune.space import load_space
+    from udatune.tune.trainable import TrialResources
+
+    # --- parse and validate, before anything starts -------------------------------------------
+    cfg = load_config(config) if config else TrialConfig().override(SWEEP_DEFAULTS, source="sweep defaults")
+    options = {
+        "data.dataset": dataset, "data.root": data_root, "data.labeled": labeled, "data.split_seed": split_seed,
+        "data.image_size": image_size, "model.name": model,
+    }
+    cfg = cfg.override({k: v for k, v in options.items() if v is not None}, source="options")
+    cfg = cfg.override(parse_sets(set_), source="--set")
+    if not config and cfg.data.dataset == "synthetic" and image_size is None and "data.image_size" not in parse_sets(set_):
+        cfg = cfg.override({"data.image_size": SYNTHETIC_SIZE}, source="sweep defaults")
+    check_config(cfg.override({"train.steps": max(max_steps, 1)}))
+    parse_policy(cfg.uda.policy)
+    spaces = tuple(load_space(s) for s in (space or DEFAULT_SPACES))
+    try:
+        seed_list = tuple(int(s) for s in seeds.split(",") if s.strip())
+    except ValueError:
+        raise ConfigError(f"--seeds {seeds!r} must be comma-separated integers, e.g. 0,1,2.") from None
+    name = name or sweeps.default_name()
+    settings = sweeps.SweepSettings(
+        spaces=spaces, name=name, storage=sweeps.absolute_storage(storage), trials=trials, seeds=seed_list,
+        max_steps=max_steps, max_concurrent=max_concurrent, scheduler=scheduler.lower(), grace_period=grace_period,
+        reduction_factor=reduction_factor, resources=TrialResources(workers_per_trial, cpus_per_trial, gpus_per_trial),
+        baselines=baselines,
+    )
+    settings.check()
+    if sweeps.exists(settings.path):
+        raise ConfigError(f"A sweep named {name!r} already exists at {settings.path}; pass another --name (or resume it with `udatune resume {name}`).")
+    target = resolve_address(address)
+    if target is not None:
+        check_reachable(target)
+    data = build_data(cfg.data)  # a bad dataset fails here, before Ray starts
+
+    # --- run ------------------------------------------------------------------------------------
+    console = Console()
+    console.print(f"[bold]udatune search[/] {name}: {sweeps.summary_line(settings)}")
+    console.print(f"data: {data.name}, {len(data.labeled)} labeled / {len(data.unlabeled)} unlabeled / {len(data.val)} val, fingerprint {data.fingerprint()}")
+    for s in spaces:
+        console.print(f"  space {s.describe()}  [dim]({s.source})[/]")
+    log_file = Path(settings.path) / "ray.log" if "://" not in settings.path else Path("runs/logs") / f"{name}.ray.log"
+    console.print(f"Ray's output: {log_file}")
+
+    with redirect_output(log_file) as display:
+        view = SweepView(settings, Console(file=display))
+        with ray_cluster(address, num_cpus=num_cpus) as cluster:
+            view.cluster = cluster
+            with view.live():
+                outcome = sweeps.run_sweep(settings, cfg, data.fingerprint(), cluster, listener=view.update)
+    view.final(console, outcome)
+    if view.cluster is not None and view.cluster.logs:
+        console.print(f"[dim]Ray's session logs: {view.cluster.logs}[/]")
+    if outcome.interrupted:
+        hint = f"udatune resume {name}" + ("" if storage == "runs/sweeps" else f" --storage {storage}")
+        console.print(f"[yellow]Interrupted.[/] The sweep is saved and resumable: [bold]{hint}[/]")
+
+
+class SweepView:
+    """The live table (one row per trial) and the overall progress line."""
+
+    def __init__(self, settings, console: Console) -> None:
+        self.settings = settings
+        self.console = console
+        self.cluster = None
+        self.started = time.time()
+        self.table: Table = Table()
+        self.counts: dict[str, int] = {}
+        self.steps = 0
+        self._live = None
+
+    def live(self):
+        from rich.live import Live
+
+        self._live = Live(get_renderable=self.render, console=self.console, refresh_per_second=2,
+                          redirect_stdout=False, redirect_stderr=False, transient=True)
+        return self._live
+
+    def update(self, results) -> None:
+        # Called by the Tune callback in the driver's main thread; the Live thread only reads
+        # the finished table.
+        self.table = trial_table(results)
+        self.counts = results.counts()
+        self.steps = results.steps_done()
+
+    def render(self):
+        total = self.settings.total_trials
+        done = sum(self.counts.get(k, 0) for k in ("done", "stopped", "error"))
+        elapsed = time.time() - self.started
+        where = ""
+        if self.cluster is not None:
+            where = f" on {self.cluster.address} ({self.cluster.cpus:g} CPU, {self.cluster.gpus:g} GPU)"
+        line = Text.assemble(
+            (f"{done}/{total} trials finished", "bold"),
+            f" · {self.counts.get('running', 0)} running · {self.steps}/{total * self.settings.max_steps} steps"
+            f" · {int(elapsed) // 60}:{int(elapsed) % 60:02d} elapsed{where}",
+        )
+        return Group(self.table, line)
+
+    def final(self, console: Console, outcome) -> None:
+        console.print(trial_table(outcome.results))
+        console.print(ranking_table(outcome.results))
+        for row in outcome.results.ordered():
+            if row.status == "error":
+                console.print(f"[red]trial {row.index} ({row.method}) failed[/]: {row.error_file or 'see the Ray log'}")
+        console.print(f"results: {outcome.path}/results.csv  ({outcome.seconds:.0f} s)")
+
+
+def _num(value: float, digits: int = 3) -> str:
+    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def _gain(value: float | None) -> Text:
+    if value is None or math.isnan(value):
+        return Text("…", style="dim")
+    return Text(f"{value:+.3f}", style="green" if value > 0 else "red")
+
+
+STATUS_STYLE = {"running": "cyan", "done": "green", "stopped": "yellow", "error": "red", "pending": "dim"}
+
+
+def trial_table(results) -> Table:
+    table = Table(title="trials", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("#", "method", "seed", "policy", "λ / τ / T", "step", "mIoU", "gain", "status"):
+        numeric = column not in ("method", "policy", "status", "λ / τ / T")
+        table.add_column(column, justify="right" if numeric else "left", no_wrap=True, overflow="ellipsis",
+                         min_width=len(column))
+    for row in results.ordered():
+        table.add_row(
+            str(row.index), row.method, str(row.seed), "—" if not row.policy else policy_summary(row.policy, 24),
+            "—" if math.isnan(row.lambda_u) else f"{row.lambda_u:.2g}/{row.tau:.2f}/{row.temperature:.2f}",
+            str(row.step), _num(row.val_miou), _gain(results.gain(row)),
+            Text(row.status, style=STATUS_STYLE.get(row.status, "")),
+        )
+    return table
+
+
+def ranking_table(results) -> Table:
+    table = Table(title="methods ranked by gain over supervised (paired: same seed, same step)", title_justify="left",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("rank", "method", "trials", "best gain", "mean gain", "best mIoU", "best policy"):
+        table.add_column(column, no_wrap=True, overflow="ellipsis", min_width=len(column))
+    for rank, row in enumerate(results.ranking().itertuples(), start=1):
+        table.add_row(str(rank), row.method, str(row.trials), _gain(row.best_gain), _gain(row.mean_gain),
+                      _num(row.best_val_miou), row.best_policy[:24])
+    return table

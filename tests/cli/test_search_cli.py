@@ -1,0 +1,114 @@
+"""`udatune search` through the real CLI: validation before anything starts, and one tiny sweep
+end to end on a real local Ray."""
+
+import json
+import math
+import re
+import socket
+
+import pandas as pd
+import pytest
+
+from udatune.augment.policy import parse_policy
+from udatune.cli.app import main
+
+
+@pytest.fixture(autouse=True)
+def synthetic_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("UDATUNE_CACHE", str(tmp_path_factory.getbasetemp() / "synthetic-cache"))
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_bad_space_file_stops_before_anything_starts(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("policy: {family: autoaugment, ops: [Rotate, Spin]}\n")
+    storage = tmp_path / "sweeps"
+    assert main(["search", "--space", str(bad), "--storage", str(storage)]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err.replace("\n", "") and "policy.ops" in err and "Spin" in err
+    assert not storage.exists()
+
+
+@pytest.mark.parametrize("scheme", ["", "ray://"])
+def test_an_unreachable_address_is_a_clear_error_and_writes_nothing(tmp_path, capsys, scheme):
+    storage = tmp_path / "sweeps"
+    address = f"{scheme}127.0.0.1:{free_port()}"
+    assert main(["search", "--address", address, "--storage", str(storage), "--name", "x"]) == 2
+    err = capsys.readouterr().err.replace("\n", "")
+    assert address in err and "no Ray cluster answers" in err
+    assert not storage.exists()
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--seeds", "zero"], "--seeds"),
+        (["--scheduler", "pbt"], "--scheduler"),
+        (["--space", "nosuch"], "nosuch"),
+        (["--set", "uda.taux=1"], "uda.taux"),
+        (["--cpus-per-trial", "0"], "--cpus-per-trial"),
+    ],
+)
+def test_bad_options_are_rejected(tmp_path, capsys, args, needle):
+    assert main(["search", "--storage", str(tmp_path / "s"), *args]) == 2
+    assert needle in capsys.readouterr().err
+
+
+def test_an_existing_sweep_name_is_not_overwritten(tmp_path, capsys):
+    (tmp_path / "s" / "taken").mkdir(parents=True)
+    (tmp_path / "s" / "taken" / "sweep.json").write_text("{}")
+    assert main(["search", "--storage", str(tmp_path / "s"), "--name", "taken"]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+TINY = [
+    "--max-steps", "4", "--grace-period", "2", "--num-cpus", "2",
+    "--set", "train.eval_every=2", "--set", "train.log_every=1", "--set", "train.batch_size=2",
+    "--set", "train.unlabeled_batch_size=2", "--set", "model.width=4", "--set", "uda.rampup_steps=2",
+]
+
+
+@pytest.mark.slow
+def test_a_tiny_sweep_on_a_local_ray(tmp_path, capsys):
+    """2 searched trials (AutoAugment/TPE + RandAugment/random) + baselines for 2 seeds, 4 steps."""
+    storage = tmp_path / "sweeps"
+    assert main(["search", "--trials", "2", "--seeds", "0,1", "--storage", str(storage), "--name", "tiny", *TINY]) == 0
+    out = capsys.readouterr().out
+    assert "methods ranked by gain" in out.replace("\n", " ") and "results:" in out
+
+    sweep = storage / "tiny"
+    frame = pd.read_csv(sweep / "results.csv")
+    assert len(frame) == 6 and frame["trial_id"].is_unique  # one row per trial
+    assert sorted(frame["method"]) == sorted(["supervised", "supervised", "uda-default", "uda-default", "autoaugment", "randaugment"])
+    assert set(frame["status"]) <= {"done", "stopped"}
+    assert frame["val_miou"].between(0, 1).all()
+    uda = frame[frame["method"] != "supervised"]
+    for row in uda.itertuples():
+        parse_policy(row.policy)  # the sampled policy, as a valid compact string
+        assert row.lambda_u > 0 and 0 <= row.tau <= 1 and row.temperature > 0
+    assert frame.set_index("method").loc["autoaugment", "policy"].startswith("autoaugment:")
+    assert frame.set_index("method").loc["randaugment", "policy"].startswith("randaugment:")
+
+    # Gains are paired: each UDA trial against the supervised trial of its own seed, same step.
+    histories = {}
+    for progress in sweep.glob("*-supervised-s*/progress.csv"):
+        p = pd.read_csv(progress)
+        seed = int(re.search(r"-supervised-s(\d+)-", progress.parent.name).group(1))
+        histories[seed] = dict(zip(p["step"], p["val_miou"]))
+    assert set(histories) == {0, 1}
+    for row in uda.itertuples():
+        assert math.isclose(row.gain, row.val_miou - histories[row.seed][row.step], abs_tol=1e-9)
+
+    manifest = json.loads((sweep / "sweep.json").read_text())
+    assert manifest["udatune_version"] and manifest["data_fingerprint"]
+    assert manifest["base_config"]["train"]["steps"] == 4 and manifest["settings"]["seeds"] == [0, 1]
+    assert (sweep / "ray.log").is_file() and (sweep / "results.parquet").is_file()
+    # every trial's Ray Train run kept its checkpoint
+    kept = {p.parent.parent.name for p in (sweep / "train").glob("*/checkpoint_*/trial.pt")}
+    assert kept == set(frame["trial_id"])

@@ -1,0 +1,110 @@
+"""Space files: the shipped ones load; every kind of mistake is rejected naming file and key."""
+
+import pytest
+
+from udatune.errors import ConfigError
+from udatune.tune.space import builtin_spaces, load_space, resolve_space
+
+GOOD = """
+method: mine
+searcher: optuna
+policy:
+  family: autoaugment
+  subpolicies: 2
+  ops: [Rotate, Color, CutOut]
+  magnitude: {low: 2, high: 8}
+lambda_u: {low: 0.1, high: 10.0, log: true}
+tau: [0.7, 0.9]
+temperature: 0.4
+tsa: [none, linear]
+trial: {uda.loss: ce}
+"""
+
+
+@pytest.fixture
+def write(tmp_path):
+    def write(text: str, name: str = "space.yaml"):
+        path = tmp_path / name
+        path.write_text(text)
+        return path
+
+    return write
+
+
+def test_the_shipped_spaces_load_by_name():
+    assert {"autoaugment", "randaugment", "trivialaugment"} <= set(builtin_spaces())
+    aa, ra, ta = (load_space(n) for n in ("autoaugment", "randaugment", "trivialaugment"))
+    assert (aa.searcher, ra.searcher, ta.searcher) == ("optuna", "random", "random")
+    assert aa.policy.family == "autoaugment" and aa.policy.subpolicies >= 1 and aa.policy.ops_per_subpolicy == 2
+    assert aa.params["lambda_u"].log and aa.params["lambda_u"].low > 0
+    assert set(aa.params) == set(ra.params) == {"lambda_u", "tau", "temperature", "tsa"}
+    assert ra.policy.n.kind == "int" and ra.policy.m.high <= 10
+
+
+def test_a_space_file_by_path(write):
+    space = load_space(str(write(GOOD)))
+    assert space.method == "mine"
+    assert space.policy.ops == ("Rotate", "Color", "CutOut")
+    assert space.policy.magnitude.low == 2 and space.policy.magnitude.high == 8
+    assert space.params["tau"].choices == (0.7, 0.9)
+    assert space.params["temperature"].value == 0.4
+    assert space.trial == {"uda.loss": "ce"}
+
+
+def test_the_method_defaults_to_the_file_stem(write):
+    space = load_space(str(write("policy: {family: trivialaugment}\n", name="ta_only.yaml")))
+    assert space.method == "ta_only" and space.searcher == "optuna" and space.params == {}
+
+
+BAD = [
+    # (yaml, key the message names, words it contains)
+    ("policy: {family: autoaugment, ops: [Rotate, Spin]}", "policy.ops", "unknown op 'Spin'"),
+    ("policy: {family: autoaugment}\ntsa: []", "tsa", "empty choice"),
+    ("policy: {family: autoaugment, ops: []}", "policy.ops", "empty choice"),
+    ("policy: {family: autoaugment}\ntau: []", "tau", "empty choice"),
+    ("policy: {family: autoaugment}\ntau: {low: 0.9, high: 0.5}", "tau", "low (0.9) > high (0.5)"),
+    ("policy: {family: randaugment, m: {low: 9, high: 2}}", "policy.m", "low (9) > high (2)"),
+    ("policy: {family: autoaugment}\nlamda_u: {low: 0.1, high: 1}", "lamda_u", "unknown key"),
+    ("policy: {family: autoaugment, subpolicy: 3}", "policy.subpolicy", "unknown key"),
+    ("policy: {family: autoaugment}\ntau: {low: 0.5}", "tau", "needs both low and high"),
+    ("policy: {family: autoaugment}\nlambda_u: {low: 0.0, high: 1.0, log: true}", "lambda_u", "log-uniform range needs low > 0"),
+    ("policy: {family: autoaugment}\ntau: {low: 0.5, high: 1.5}", "tau.high", "outside the allowed range"),
+    ("policy: {family: autoaugment, magnitude: {low: 0, high: 30}}", "policy.magnitude.high", "outside the allowed range"),
+    ("policy: {family: autoaugment, probability: {low: 0, high: 2}}", "policy.probability.high", "outside"),
+    ("policy: {family: autoaugment}\ntsa: [none, cosine]", "tsa", "'cosine' is not one of"),
+    ("policy: {family: autoaugment}\ntau: fast", "tau", "must be a number"),
+    ("policy: {family: autoaugment, subpolicies: 0}", "policy.subpolicies", "must be ≥ 1"),
+    ("policy: {family: autoaugment}\nsearcher: grid", "searcher", "'grid' is not one of"),
+    ("policy: {family: fancyaugment}", "policy.family", "'fancyaugment' is not one of"),
+    ("policy: {family: randaugment, ops: geometric}", "policy.ops", "not an op set"),
+    ("policy: {family: fixed, policy: 'randaugment:2,99'}", "policy.policy", "99"),
+    ("policy: {family: autoaugment}\ntrial: {uda.taux: 0.3}", "trial", "uda.taux"),
+    ("tau: 0.5", "policy", "missing"),
+    ("", "(top level)", "empty"),
+    ("- just\n- a list", "(top level)", "must be a mapping"),
+]
+
+
+@pytest.mark.parametrize("text, key, words", BAD, ids=[b[1] + ":" + b[2][:20] for b in BAD])
+def test_bad_space_files_are_rejected_naming_file_and_key(write, text, key, words):
+    path = write(text)
+    with pytest.raises(ConfigError) as err:
+        load_space(str(path))
+    message = str(err.value)
+    assert str(path) in message
+    assert f"{key}:" in message or f"{key} " in message or key in message.split(": ")[1]
+    assert words in message
+
+
+def test_invalid_yaml_names_the_file(write):
+    path = write("policy: {family: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML") as err:
+        load_space(str(path))
+    assert str(path) in str(err.value)
+
+
+def test_unknown_names_and_missing_files_are_clear():
+    with pytest.raises(ConfigError, match="not a built-in space"):
+        resolve_space("nosuch")
+    with pytest.raises(ConfigError, match="no such file"):
+        resolve_space("/nonexistent/space.yaml")

@@ -1,0 +1,111 @@
+"""The sweep's plan without a cluster: baselines first, methods round-robin, state that pickles,
+gains paired with the supervised baseline of the same seed at the same step."""
+
+import math
+
+import pytest
+
+from udatune.config import TrialConfig
+from udatune.errors import ConfigError
+from udatune.tune.results import DEFAULT_UDA, SUPERVISED, SweepResults
+from udatune.tune.space import load_space
+from udatune.tune.sweep import SweepSearcher, SweepSettings, method_order, trial_name, trials_that_fit
+from udatune.tune.trainable import TrialResources, trial_config
+
+
+def settings(**kw) -> SweepSettings:
+    base = dict(spaces=(load_space("autoaugment"), load_space("randaugment")), name="t", storage="/tmp/none", trials=5, seeds=(0, 1))
+    base.update(kw)
+    return SweepSettings(**base)
+
+
+def test_baselines_come_first_then_methods_round_robin_with_seeds_cycling():
+    searcher = SweepSearcher(settings())
+    configs = []
+    while (config := searcher.suggest(f"t{len(configs)}")) != SweepSearcher.FINISHED:
+        configs.append(config)
+    assert [(c["method"], c["seed"]) for c in configs] == [
+        (SUPERVISED, 0), (DEFAULT_UDA, 0), (SUPERVISED, 1), (DEFAULT_UDA, 1),
+        ("autoaugment", 0), ("randaugment", 0), ("autoaugment", 1), ("randaugment", 1), ("autoaugment", 0),
+    ]
+    assert [c["index"] for c in configs] == list(range(9))
+    assert configs[0]["overrides"] == {"uda.mode": "supervised"}
+    assert configs[4]["overrides"]["uda.policy"].startswith("autoaugment:")
+    assert configs[5]["overrides"]["uda.policy"].startswith("randaugment:")
+    assert settings().total_trials == 9
+
+
+def test_a_trial_config_carries_the_seed_and_overrides():
+    base = TrialConfig().override({"train.steps": 50}).to_dict()
+    cfg = trial_config(base, {"method": "randaugment", "seed": 3, "overrides": {"uda.tau": 0.6, "uda.policy": "randaugment:1,5"}})
+    assert (cfg.train.seed, cfg.train.steps, cfg.uda.tau, cfg.uda.policy) == (3, 50, 0.6, "randaugment:1,5")
+    assert trial_config(base, {"method": SUPERVISED, "seed": 0, "overrides": {"uda.mode": "supervised"}}).uda.mode == "supervised"
+
+
+def test_searcher_state_survives_save_and_restore(tmp_path):
+    searcher = SweepSearcher(settings(trials=4))
+    for i in range(6):
+        searcher.suggest(f"t{i}")
+    searcher.on_trial_complete("t4", {"val_miou": 0.3, "training_iteration": 2})
+    searcher.save(str(tmp_path / "state.pkl"))
+    restored = SweepSearcher(settings(trials=4))
+    restored.restore(str(tmp_path / "state.pkl"))
+    assert restored.handed_out == 6 and restored.owner == searcher.owner
+    nxt = [restored.suggest("t6"), restored.suggest("t7"), restored.suggest("t8")]
+    assert [n["method"] for n in nxt[:2]] == ["autoaugment", "randaugment"] and nxt[2] == SweepSearcher.FINISHED
+
+
+def test_method_order_and_fitting():
+    assert method_order(settings(trials=3, seeds=(5,))) == [("autoaugment", 5), ("randaugment", 5), ("autoaugment", 5)]
+    assert trials_that_fit(TrialResources(1, 1.0, 0.0), cpus=2, gpus=0) == 2
+    assert trials_that_fit(TrialResources(2, 1.0, 0.0), cpus=2, gpus=0) == 1
+    assert trials_that_fit(TrialResources(1, 1.0, 0.5), cpus=16, gpus=1) == 2
+    assert trials_that_fit(TrialResources(1, 4.0, 0.0), cpus=2, gpus=0) == 0
+
+
+@pytest.mark.parametrize(
+    "kw, words",
+    [
+        ({"trials": -1}, "--trials"),
+        ({"seeds": ()}, "--seeds"),
+        ({"max_steps": 0}, "--max-steps"),
+        ({"scheduler": "pbt"}, "--scheduler"),
+        ({"reduction_factor": 1.0}, "--reduction-factor"),
+        ({"grace_period": 10_000}, "--grace-period"),
+        ({"resources": TrialResources(0, 1.0, 0.0)}, "--workers-per-trial"),
+        ({"spaces": (load_space("autoaugment"), load_space("autoaugment"))}, "'autoaugment'"),
+    ],
+)
+def test_bad_sweep_settings_are_rejected(kw, words):
+    with pytest.raises(ConfigError, match="Invalid sweep setting|share the method name") as err:
+        settings(**kw).check()
+    assert words in str(err.value)
+
+
+def test_gains_are_paired_by_seed_and_step():
+    results = SweepResults(TrialConfig().to_dict(), max_steps=4)
+    sup0 = {"method": SUPERVISED, "seed": 0, "index": 0, "overrides": {"uda.mode": "supervised"}}
+    sup1 = {"method": SUPERVISED, "seed": 1, "index": 1, "overrides": {"uda.mode": "supervised"}}
+    aa = {"method": "autoaugment", "seed": 1, "index": 2,
+          "overrides": {"uda.policy": "randaugment:1,5", "uda.lambda_u": 2.0, "uda.tau": 0.7, "uda.temperature": 0.5}}
+    for step, (m0, m1) in zip((2, 4), ((0.20, 0.30), (0.25, 0.40))):
+        results.result("s0", sup0, {"val_miou": m0, "step": step})
+        results.result("s1", sup1, {"val_miou": m1, "step": step})
+    results.result("a", aa, {"val_miou": 0.35, "step": 2})
+    results.finished("a", aa)  # stopped early at step 2: compared with seed 1's baseline at step 2
+    row = results.rows["a"]
+    assert row.status == "stopped" and math.isclose(results.gain(row), 0.35 - 0.30)
+    assert (row.lambda_u, row.tau, row.temperature, row.policy) == (2.0, 0.7, 0.5, "randaugment:1,5")
+    frame = results.frame()
+    assert list(frame["trial_id"]) == ["s0", "s1", "a"]
+    assert math.isnan(frame.loc[0, "gain"]) and math.isnan(frame.loc[0, "lambda_u"])
+    ranking = results.ranking()
+    assert list(ranking["method"]) == ["autoaugment"] and math.isclose(ranking.loc[0, "best_gain"], 0.05)
+
+
+def test_trial_names_sort_by_order():
+    class Trial:
+        trial_id = "abc_00003"
+        config = {"index": 3, "method": "randaugment", "seed": 1}
+
+    assert trial_name(Trial()) == "003-randaugment-s1-abc_00003"

@@ -1,0 +1,177 @@
+"""Where a sweep runs: connect to a Ray cluster, or start a private local one.
+
+* ``address`` unset (and no ``RAY_ADDRESS``): a local Ray started for this run and stopped
+  after it — token authentication on, no dashboard, every port bound to 127.0.0.1.
+* ``auto``, ``host:port`` or ``ray://host:port`` (or ``RAY_ADDRESS``): an existing cluster.
+  An address that does not answer is a `ConfigError` raised before anything is written.
+
+`redirect_output` sends what Ray and Tune print (their console stream, C++ core warnings) to a
+log file, so the terminal shows only udatune's own display.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, TextIO
+
+from udatune.errors import ConfigError
+
+# Ray binds to the loopback interface only when it runs "without clusters" (its mode on macOS
+# and Windows); that is what a private local Ray should do everywhere.
+_LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+# Settings for every process of the sweep's Ray job. A trial queued behind the running ones
+# (see sweep.run_sweep) waits for its workers' resources longer than Ray Train's default 60 s.
+JOB_ENV = {"RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": "86400"}
+
+
+@dataclass(frozen=True)
+class Cluster:
+    address: str  # what we connected to ("local" for a private Ray)
+    local: bool
+    cpus: float
+    gpus: float
+    logs: str  # Ray's own log folder on the head node (session logs)
+
+
+def driver_environment() -> None:
+    """Settings the driver needs before Ray Train/Tune are imported."""
+    os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")  # the default in Ray ≥ 2.5x; explicit here
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no console reporter of Tune's own
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "60")
+
+
+def resolve_address(address: str | None) -> str | None:
+    """The cluster to join: the option, else ``RAY_ADDRESS``, else None (start a local Ray)."""
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address in ("local", ""):
+        return None
+    return address
+
+
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail fast with a clear message when ``host:port`` does not accept connections
+    (``ray.init`` would otherwise retry for minutes)."""
+    if address == "auto":
+        return
+    target = address.split("://", 1)[-1]
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConfigError(f"--address {address!r} is not auto, host:port or ray://host:port.")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as err:
+        raise ConfigError(
+            f"--address {address}: no Ray cluster answers there ({err.strerror or err}). Start one with "
+            "`ray start --head`, pass its address, or leave --address unset to run on a local Ray."
+        ) from None
+
+
+@contextlib.contextmanager
+def ray_cluster(address: str | None = None, num_cpus: int | None = None, num_gpus: int | None = None) -> Iterator[Cluster]:
+    """Connect (or start a local Ray), yield what the cluster offers, and disconnect after."""
+    driver_environment()
+    address = resolve_address(address)
+    saved_env = {k: os.environ.get(k) for k in (_LOCAL_ONLY_ENV, *JOB_ENV)}
+    if address is None:
+        # Token authentication is Ray's default for a new local cluster (RAY_AUTH_MODE unset):
+        # ray.init generates ~/.ray/auth_token and turns it on for the driver and every process.
+        os.environ[_LOCAL_ONLY_ENV] = "0"
+        os.environ.update(JOB_ENV)  # inherited by the local Ray's processes
+    else:
+        check_reachable(address)
+
+    import ray
+    from ray._private import ray_constants
+
+    local_only = ray_constants.ENABLE_RAY_CLUSTER
+    try:
+        if address is None:
+            ray_constants.ENABLE_RAY_CLUSTER = False  # in case ray was imported before the env var was set
+            context = ray.init(
+                num_cpus=num_cpus,
+                num_gpus=num_gpus,
+                _node_ip_address="127.0.0.1",
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=True,
+                logging_level="WARNING",
+            )
+        else:
+            context = ray.init(address=address, log_to_driver=False, logging_level="WARNING", runtime_env={"env_vars": JOB_ENV})
+    except (ConnectionError, ValueError, RuntimeError) as err:
+        _restore(saved_env)
+        ray_constants.ENABLE_RAY_CLUSTER = local_only
+        raise ConfigError(f"--address {address or 'local'}: could not start or join Ray: {str(err).splitlines()[0]}") from None
+    try:
+        resources = ray.cluster_resources()
+        logs = getattr(context, "address_info", {}).get("session_dir", "") or ""
+        yield Cluster(
+            address=address or "local",
+            local=address is None,
+            cpus=float(resources.get("CPU", 0.0)),
+            gpus=float(resources.get("GPU", 0.0)),
+            logs=str(Path(logs) / "logs") if logs else "",
+        )
+    finally:
+        ray.shutdown()
+        _restore(saved_env)
+        ray_constants.ENABLE_RAY_CLUSTER = local_only
+
+
+def _restore(saved: dict[str, str | None]) -> None:
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@contextlib.contextmanager
+def redirect_output(log_file: Path) -> Iterator[TextIO]:
+    """Send everything written to stdout/stderr — by Python, Ray's C++ core, Tune — to
+    ``log_file``; yield a stream onto the original stdout for udatune's own display.
+
+    Works at the file-descriptor level when stdout has one (a terminal, a pipe); otherwise
+    (stdout replaced by a test harness) it swaps ``sys.stdout``/``sys.stderr`` only.
+    """
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    log = open(log_file, "a", buffering=1)
+    try:
+        out_fd, err_fd = sys.stdout.fileno(), sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        out_fd = err_fd = -1
+    if out_fd < 0 or err_fd < 0:
+        original = sys.stdout
+        with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+            try:
+                yield original
+            finally:
+                log.close()
+        return
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved_out, saved_err = os.dup(out_fd), os.dup(err_fd)
+    display = os.fdopen(os.dup(saved_out), "w", buffering=1, encoding=getattr(sys.stdout, "encoding", None) or "utf-8")
+    os.dup2(log.fileno(), out_fd)
+    os.dup2(log.fileno(), err_fd)
+    try:
+        yield display
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        display.flush()
+        os.dup2(saved_out, out_fd)
+        os.dup2(saved_err, err_fd)
+        os.close(saved_out)
+        os.close(saved_err)
+        display.close()
+        log.close()

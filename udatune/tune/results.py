@@ -1,0 +1,199 @@
+"""The sweep's results as they arrive: one row per trial, gains paired with the baseline.
+
+`SweepResults` is fed by Tune callback events (in the driver) and read by whoever shows them —
+the CLI's live table — and, at the end, turned into a pandas DataFrame (``results.csv``).
+
+The gain of a trial is its val mIoU minus the supervised baseline's val mIoU **at the same
+step and seed**: baselines train on the same labeled subset, seed and step budget, so every
+gain is paired — also for a trial the scheduler stopped early.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+SUPERVISED = "supervised"  # baseline: labeled frames only
+DEFAULT_UDA = "uda-default"  # baseline: UDA with the default settings of the trial config
+BASELINES = (SUPERVISED, DEFAULT_UDA)
+
+COLUMNS = [
+    "trial_id", "method", "seed", "policy", "policy_summary", "lambda_u", "tau", "temperature", "tsa",
+    "step", "val_miou", "best_miou", "gain", "status", "loss", "loss_unsup", "mask_ratio",
+    "train_seconds", "eval_seconds", "checkpoint_seconds", "started_at", "worker_started_at", "reported_at", "ended_at", "error_file",
+]
+
+
+@dataclass
+class TrialRow:
+    trial_id: str
+    index: int
+    method: str
+    seed: int
+    policy: str
+    lambda_u: float
+    tau: float
+    temperature: float
+    tsa: str
+    status: str = "pending"  # pending | running | done | stopped | error
+    step: int = 0
+    val_miou: float = math.nan
+    best_miou: float = math.nan
+    last: dict = field(default_factory=dict)  # the last reported metrics
+    history: dict[int, float] = field(default_factory=dict)  # step -> val mIoU
+    started_at: float = math.nan  # wall clock (driver) when Tune started the trial
+    ended_at: float = math.nan  # ... and when it ended
+    error_file: str = ""  # Tune's error file of a failed trial
+
+    @property
+    def is_baseline(self) -> bool:
+        return self.method in BASELINES
+
+    @property
+    def policy_summary(self) -> str:
+        if self.method == SUPERVISED:
+            return "—"
+        return policy_summary(self.policy)
+
+
+def policy_summary(policy: str, width: int = 48) -> str:
+    from udatune.augment.policy import parse_policy
+
+    try:
+        text = parse_policy(policy).summary()
+    except Exception:  # a row must never break the table; show the raw string instead
+        text = policy
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+class SweepResults:
+    """Rows by trial id, in the order trials were created."""
+
+    def __init__(self, base_config: dict, max_steps: int) -> None:
+        self.base = base_config
+        self.max_steps = max_steps
+        self.rows: dict[str, TrialRow] = {}
+
+    # --- fed by the Tune callback ---------------------------------------------------------------
+
+    def add(self, trial_id: str, config: dict) -> TrialRow:
+        if trial_id not in self.rows:
+            self.rows[trial_id] = self._row(trial_id, config)
+        return self.rows[trial_id]
+
+    def started(self, trial_id: str, config: dict) -> None:
+        row = self.add(trial_id, config)
+        row.status = "running"
+        row.started_at = time.time()
+
+    def result(self, trial_id: str, config: dict, metrics: dict) -> None:
+        row = self.add(trial_id, config)
+        row.status = "running"
+        if "val_miou" not in metrics:
+            return
+        row.step = int(metrics.get("step", row.step))
+        row.val_miou = float(metrics["val_miou"])
+        row.best_miou = float(metrics.get("best_miou", row.val_miou))
+        row.history[row.step] = row.val_miou
+        row.last = dict(metrics)
+
+    def finished(self, trial_id: str, config: dict, error: bool = False, error_file: str | None = None) -> None:
+        row = self.add(trial_id, config)
+        row.ended_at = time.time()
+        if error:
+            row.status = "error"
+            row.error_file = error_file or ""
+        else:
+            row.status = "done" if row.step >= self.max_steps else "stopped"
+
+    # --- read by the table and the summary ------------------------------------------------------
+
+    def gain(self, row: TrialRow) -> float | None:
+        """val mIoU minus the supervised baseline's at the same step and seed (None until the
+        baseline has reached that step)."""
+        if row.method == SUPERVISED or math.isnan(row.val_miou):
+            return None
+        for other in self.rows.values():
+            if other.method == SUPERVISED and other.seed == row.seed and row.step in other.history:
+                return row.val_miou - other.history[row.step]
+        return None
+
+    def ordered(self) -> list[TrialRow]:
+        return sorted(self.rows.values(), key=lambda r: r.index)
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for row in self.rows.values():
+            counts[row.status] = counts.get(row.status, 0) + 1
+        return counts
+
+    def steps_done(self) -> int:
+        return sum(row.step for row in self.rows.values())
+
+    def frame(self):
+        """One row per trial (pandas DataFrame), with the gain over the paired baseline."""
+        import pandas as pd
+
+        records = []
+        for row in self.ordered():
+            last = row.last
+            gain = self.gain(row)
+            records.append({
+                "trial_id": row.trial_id, "method": row.method, "seed": row.seed, "policy": row.policy,
+                "policy_summary": row.policy_summary, "lambda_u": row.lambda_u, "tau": row.tau,
+                "temperature": row.temperature, "tsa": row.tsa, "step": row.step, "val_miou": row.val_miou,
+                "best_miou": row.best_miou, "gain": math.nan if gain is None else gain, "status": row.status,
+                "loss": last.get("loss", math.nan), "loss_unsup": last.get("loss_unsup", math.nan),
+                "mask_ratio": last.get("mask_ratio", math.nan),
+                "train_seconds": last.get("train_seconds", 0.0), "eval_seconds": last.get("eval_seconds", 0.0),
+                "checkpoint_seconds": last.get("checkpoint_seconds", 0.0),
+                "started_at": row.started_at, "worker_started_at": last.get("worker_started", math.nan),
+                "reported_at": last.get("timestamp", math.nan), "ended_at": row.ended_at, "error_file": row.error_file,
+            })
+        return pd.DataFrame.from_records(records, columns=COLUMNS)
+
+    def ranking(self):
+        """Methods ranked by their best paired gain (baselines included for reference)."""
+        import pandas as pd
+
+        frame = self.frame()
+        frame = frame[frame["method"] != SUPERVISED]
+        rows = []
+        for method, group in frame.groupby("method", sort=False):
+            scored = group.dropna(subset=["gain"])
+            best = scored.loc[scored["gain"].idxmax()] if len(scored) else None
+            rows.append({
+                "method": method,
+                "trials": len(group),
+                "best_gain": best["gain"] if best is not None else math.nan,
+                "mean_gain": scored["gain"].mean() if len(scored) else math.nan,
+                "best_val_miou": best["val_miou"] if best is not None else math.nan,
+                "best_trial": best["trial_id"] if best is not None else "",
+                "best_policy": best["policy_summary"] if best is not None else "",
+            })
+        ranked = pd.DataFrame(rows, columns=["method", "trials", "best_gain", "mean_gain", "best_val_miou", "best_trial", "best_policy"])
+        return ranked.sort_values("best_gain", ascending=False, na_position="last").reset_index(drop=True)
+
+    # --- internals ----------------------------------------------------------------------------
+
+    def _row(self, trial_id: str, config: dict) -> TrialRow:
+        uda = dict(self.base.get("uda", {}))
+        for key, value in config.get("overrides", {}).items():
+            section, _, name = key.partition(".")
+            if section == "uda":
+                uda[name] = value
+        supervised = uda.get("mode") == "supervised"
+        return TrialRow(
+            trial_id=trial_id,
+            index=int(config.get("index", len(self.rows))),
+            method=str(config.get("method", "?")),
+            seed=int(config.get("seed", 0)),
+            policy="" if supervised else str(uda.get("policy", "")),
+            lambda_u=math.nan if supervised else float(uda.get("lambda_u", math.nan)),
+            tau=math.nan if supervised else float(uda.get("tau", math.nan)),
+            temperature=math.nan if supervised else float(uda.get("temperature", math.nan)),
+            tsa=str(uda.get("tsa", "none")),
+        )
+

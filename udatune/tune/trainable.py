@@ -1,0 +1,235 @@
+"""One sweep trial = one Ray Train job.
+
+Early stopping is cooperative. When Tune stops a function trial it kills the trial's actor;
+its Train controller dies with it without shutting down, and with no dashboard running Ray
+Train cannot notice (its placement-group cleaner asks the dashboard's state API), so the
+workers' CPUs stay reserved and the sweep stalls. Instead the scheduler marks the trial on a
+`StopBoard` actor; the Train workers check it at every logged step and end the run normally,
+which releases the workers and their placement group.
+
+`sweep_trial` is the Tune function trainable. It reserves no CPU itself (see `DRIVER_RESOURCES`):
+it only resolves the trial's `TrialConfig`, builds a `TorchTrainer` and waits on ``fit()``, while
+the training runs in the Train workers that `ScalingConfig` reserves. Metrics reach Tune through
+`TuneReportCallback`.
+
+`train_worker` runs on every Train worker: it calls the same `run_trial` as ``udatune train``,
+with hooks that report each evaluation to Ray Train together with a checkpoint, and resumes from
+Ray Train's latest checkpoint when there is one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from udatune.config import TrialConfig
+
+# The trial function only waits on the Train controller: it reserves a little memory (which
+# every Ray node has) and no CPU, so all CPUs and GPUs go to Train workers. Reserving even
+# 0.01 CPU per trial would keep e.g. two 1-CPU trials from sharing a 2-CPU machine.
+DRIVER_RESOURCES = {"cpu": 0, "memory": 256 * 1024**2}
+
+
+STOP_BOARD_NAMESPACE = "udatune"
+
+
+class StopRequested(Exception):
+    """Raised from the loop hook to end a trial the scheduler has stopped."""
+
+
+class StopBoard:
+    """Trial ids the scheduler has stopped (a Ray actor; see `start_stop_board`)."""
+
+    def __init__(self) -> None:
+        self.stopped: set[str] = set()
+
+    def stop(self, trial_id: str) -> None:
+        self.stopped.add(trial_id)
+
+    def should_stop(self, trial_id: str) -> bool:
+        return trial_id in self.stopped
+
+
+def start_stop_board(name: str):
+    import ray
+
+    return ray.remote(num_cpus=0)(StopBoard).options(name=name, namespace=STOP_BOARD_NAMESPACE).remote()
+
+
+def stop_board(name: str | None):
+    """The named board, or None (e.g. a trial run outside a sweep)."""
+    import ray
+
+    if not name:
+        return None
+    try:
+        return ray.get_actor(name, namespace=STOP_BOARD_NAMESPACE)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class TrialResources:
+    """What each trial's Ray Train job reserves: ``workers`` data-parallel workers, each with
+    ``cpus`` CPUs and ``gpus`` GPUs (fractions allowed, e.g. 0.5 to pack two trials per GPU)."""
+
+    workers: int = 1
+    cpus: float = 1.0
+    gpus: float = 0.0
+
+    def scaling_config(self):
+        from ray.train import ScalingConfig
+
+        per_worker = {"CPU": self.cpus}
+        if self.gpus:
+            per_worker["GPU"] = self.gpus
+        return ScalingConfig(num_workers=self.workers, use_gpu=self.gpus > 0, resources_per_worker=per_worker)
+
+
+def trial_config(base: dict, config: dict) -> TrialConfig:
+    """The trial's full config: the sweep's base, then the trial's overrides and seed."""
+    cfg = TrialConfig.from_dict(base, source="sweep config")
+    overrides = dict(config.get("overrides", {}))
+    overrides["train.seed"] = int(config.get("seed", cfg.train.seed))
+    return cfg.override(overrides, source=f"trial {config.get('method', '?')}")
+
+
+def sweep_trial(config: dict, base: dict, resources: TrialResources, train_storage: str, stop_board: str | None = None) -> None:
+    """Tune function trainable: one `TorchTrainer` run for this trial's config."""
+    import ray.train
+    import ray.tune
+    from ray.train.torch import TorchTrainer
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    cfg = trial_config(base, config)
+    trial_id = ray.tune.get_context().get_trial_id()
+    trainer = TorchTrainer(
+        train_worker,
+        train_loop_config={"config": cfg.to_dict(), "trial_id": trial_id, "stop_board": stop_board},
+        scaling_config=resources.scaling_config(),
+        run_config=ray.train.RunConfig(
+            # The trial id, not a timestamp: a restarted trial finds its Train run (and its
+            # checkpoints) again under the same name.
+            name=trial_id,
+            storage_path=train_storage,
+            callbacks=[TuneReportCallback()],
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
+        ),
+    )
+    trainer.fit()
+
+
+def train_worker(loop_config: dict) -> None:
+    """Runs on each Ray Train worker (rank 0 reports the metrics Tune sees)."""
+    import ray.train
+    import ray.train.torch
+
+    from udatune.data.registry import build_data
+    from udatune.train.loop import run_trial
+
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    cfg = TrialConfig.from_dict(loop_config["config"])
+    updates: dict[str, Any] = {"train.evaluate_test": False}
+    if world > 1:
+        # Data parallel: every worker draws different batches (the labeled subset is fixed by
+        # data.split_seed, so it is the same on all workers); DDP syncs the gradients.
+        updates["train.seed"] = cfg.train.seed * 1000 + rank
+    if cfg.train.device == "auto" or world > 1:
+        # The device Ray Train assigned to this worker (a GPU when use_gpu, else the CPU).
+        updates["train.device"] = str(ray.train.torch.get_device())
+    cfg = cfg.override(updates, source="train worker")
+    # DDP across the trial's workers; a single worker trains its model as is.
+    wrap_model = ray.train.torch.prepare_model if world > 1 else None
+
+    data = build_data(cfg.data)
+    reporter = TrainReporter(rank, world, loop_config.get("trial_id", ""), stop_board(loop_config.get("stop_board")))
+    checkpoint = ray.train.get_checkpoint()
+    with checkpoint.as_directory() if checkpoint else contextlib.nullcontext() as resume:
+        try:
+            run_trial(cfg, data, hooks=reporter, resume=Path(resume) if resume else None, wrap_model=wrap_model)
+        except StopRequested:
+            pass  # stopped by the scheduler: end normally so Ray Train releases the workers
+
+
+class TrainReporter:
+    """Loop hooks that report every evaluation to Ray Train, with a checkpoint.
+
+    It also times the loop: wall time between records is training (steps and batch loading)
+    when a train record ends it, and evaluation when an eval record does; checkpoint writing
+    is timed separately. The sweep's overhead benchmark sums these.
+    """
+
+    def __init__(self, rank: int, world: int = 1, trial_id: str = "", board=None) -> None:
+        self.rank, self.world, self.trial_id, self.board = rank, world, trial_id, board
+        self.last_train: dict = {}
+        self.train_seconds = 0.0
+        self.eval_seconds = 0.0
+        self.checkpoint_seconds = 0.0
+        self.started = time.time()
+        self.mark = time.perf_counter()
+
+    def __call__(self, record: dict, save) -> None:
+        import ray.train
+
+        now = time.perf_counter()
+        if record["kind"] == "train":
+            self.train_seconds += now - self.mark
+            self.last_train = record
+            self.check_stop()
+            self.mark = time.perf_counter()
+            return
+        if record.get("split") != "val":
+            self.mark = now
+            return
+        self.eval_seconds += now - self.mark
+        metrics = self.metrics(record)
+        with tempfile.TemporaryDirectory(prefix="udatune-ckpt-") as tmp:
+            checkpoint = None
+            if self.rank == 0:
+                tick = time.perf_counter()
+                save(Path(tmp))
+                self.checkpoint_seconds += time.perf_counter() - tick
+                checkpoint = ray.train.Checkpoint.from_directory(tmp)
+            ray.train.report(metrics, checkpoint=checkpoint)
+        self.mark = time.perf_counter()
+
+    def check_stop(self) -> None:
+        """Raise `StopRequested` once the scheduler has stopped this trial (all ranks agree:
+        rank 0 asks, and DDP ranks follow its answer)."""
+        if self.board is None:
+            return
+        import ray
+
+        stop = bool(ray.get(self.board.should_stop.remote(self.trial_id))) if self.rank == 0 else False
+        if self.world > 1:
+            import torch
+            import torch.distributed as dist
+
+            flag = torch.tensor([int(stop)])
+            dist.broadcast(flag, src=0)
+            stop = bool(flag.item())
+        if stop:
+            raise StopRequested
+
+    def metrics(self, record: dict) -> dict:
+        """What Tune sees after each eval: val mIoU, loss terms, mask ratio, step, timings."""
+        train = self.last_train
+        metrics = {
+            "step": record["step"],
+            "val_miou": record["miou"],
+            "best_miou": record["best_miou"],
+            **{k: v for k, v in record.items() if k.startswith("iou/")},
+            "train_seconds": self.train_seconds,
+            "eval_seconds": self.eval_seconds,
+            "checkpoint_seconds": self.checkpoint_seconds,
+            "worker_started": self.started,
+        }
+        for key in ("loss", "loss_sup", "loss_unsup", "mask_ratio", "lambda_eff", "lr"):
+            if key in train:
+                metrics[key] = train[key]
+        return metrics
