@@ -18,9 +18,9 @@ import numpy as np
 from udatune.config import DataConfig
 from udatune.data.base import IGNORE_INDEX, SegmentationData, as_path
 from udatune.data.files import (
+    dataset_identity,
     FileFrames,
     Pair,
-    file_bytes,
     identity_lut,
     list_images,
     load_checked,
@@ -60,17 +60,7 @@ def build_camvid(cfg: DataConfig) -> SegmentationData:
     labeled, unlabeled = split_train(loaded["train"], cfg.labeled, cfg.split_seed)
     extra_files = unlabeled_folder(cfg.unlabeled_root, cfg.image_size, NAME)
     extra = None if extra_files is None else load_checked(extra_files, None).frames
-    identity = {
-        "dataset": "camvid",
-        "root": str(root),
-        "image_size": cfg.image_size,
-        "labeled": cfg.labeled,
-        "split_seed": cfg.split_seed,
-        "frames": {split: len(split_frames) for split, split_frames in frames.items()},
-        "bytes": sum(file_bytes(split_frames) for split_frames in frames.values()),
-        "unlabeled_root": cfg.unlabeled_root,
-        "unlabeled_extra": 0 if extra is None else len(extra),
-    }
+    identity = dataset_identity("camvid", root, cfg, frames, extra)
     return SegmentationData(
         name="camvid",
         classes=CLASSES,

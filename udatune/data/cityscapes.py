@@ -23,9 +23,9 @@ import numpy as np
 from udatune.config import DataConfig
 from udatune.data.base import IGNORE_INDEX, SegmentationData, as_path
 from udatune.data.files import (
+    dataset_identity,
     FileFrames,
     Pair,
-    file_bytes,
     identity_lut,
     split_train,
     unlabeled_folder,
@@ -69,17 +69,7 @@ def build_cityscapes(cfg: DataConfig) -> SegmentationData:
     for checked in (labeled, frames["val"]):
         validate_frames(checked, len(CLASSES))
     extra = unlabeled_folder(cfg.unlabeled_root, cfg.image_size, NAME)
-    identity = {
-        "dataset": "cityscapes",
-        "root": str(root),
-        "image_size": cfg.image_size,
-        "labeled": cfg.labeled,
-        "split_seed": cfg.split_seed,
-        "frames": {split: len(split_frames) for split, split_frames in frames.items()},
-        "bytes": sum(file_bytes(split_frames) for split_frames in frames.values()),
-        "unlabeled_root": cfg.unlabeled_root,
-        "unlabeled_extra": 0 if extra is None else len(extra),
-    }
+    identity = dataset_identity("cityscapes", root, cfg, frames, extra)
     return SegmentationData(
         name="cityscapes",
         classes=CLASSES,

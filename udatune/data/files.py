@@ -361,3 +361,19 @@ def with_extras(unlabeled: FrameSource, *extras: FrameSource | None) -> FrameSou
     """The unlabeled rest of train plus any extra folders of images (None: folder not given)."""
     given = tuple(extra for extra in extras if extra is not None)
     return ConcatFrames((unlabeled, *given)) if given else unlabeled
+
+
+def dataset_identity(name: str, root, cfg, frames: dict, extra) -> dict:
+    """What identifies a file-based dataset for sweep fingerprints: where it is, how it is
+    split and resized, and how many frames and bytes each split holds."""
+    return {
+        "dataset": name,
+        "root": str(root),
+        "image_size": cfg.image_size,
+        "labeled": cfg.labeled,
+        "split_seed": cfg.split_seed,
+        "frames": {split: len(split_frames) for split, split_frames in frames.items()},
+        "bytes": sum(file_bytes(split_frames) for split_frames in frames.values()),
+        "unlabeled_root": cfg.unlabeled_root,
+        "unlabeled_extra": 0 if extra is None else len(extra),
+    }
