@@ -54,10 +54,13 @@ class ClassThresholds:
         self.confident_share = torch.ones(num_classes)
 
     def thresholds(self, device: torch.device) -> torch.Tensor:
+        # State follows the device of the tensors it sees, so a step never copies it back
+        # and forth (a host round trip would force a CUDA sync every step).
+        self.confident_share = self.confident_share.to(device)
         if not self.adaptive:
-            return torch.full_like(self.confident_share, self.tau).to(device)
+            return torch.full_like(self.confident_share, self.tau)
         beta = self.confident_share / self.confident_share.max().clamp_min(1e-8)
-        return (self.tau * beta / (2.0 - beta)).to(device)
+        return self.tau * beta / (2.0 - beta)
 
     def keep_mask(self, confidence: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Which teacher pixels pass their class's threshold (B x H x W, float 0/1)."""
@@ -68,16 +71,16 @@ class ClassThresholds:
         if not self.adaptive:
             return
         k = self.confident_share.numel()
-        flat = labels.flatten().cpu()
-        confident = (confidence.flatten() >= self.tau).cpu()
+        self.confident_share = self.confident_share.to(labels.device)
+        flat = labels.flatten()
+        confident = (confidence.flatten() >= self.tau).float()
         predicted = torch.bincount(flat, minlength=k).float()
-        passed = torch.bincount(flat[confident], minlength=k).float()
-        seen = predicted > 0
-        share = torch.where(seen, passed / predicted.clamp_min(1), self.confident_share)
+        passed = torch.bincount(flat, weights=confident, minlength=k)
+        share = torch.where(predicted > 0, passed / predicted.clamp_min(1), self.confident_share)
         self.confident_share = self.momentum * self.confident_share + (1 - self.momentum) * share
 
     def state_dict(self) -> dict:
-        return {"confident_share": self.confident_share.clone()}
+        return {"confident_share": self.confident_share.detach().cpu().clone()}
 
     def load_state_dict(self, state: dict) -> None:
         self.confident_share = state["confident_share"].clone()
