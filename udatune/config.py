@@ -49,6 +49,7 @@ class UDAConfig:
     ema_decay: float = 0.0  # > 0: mean teacher with this EMA decay; 0: the model is its own teacher
     class_adaptive: bool = False  # FlexMatch-style per-class thresholds
     class_balance: bool = False  # weight consistency pixels by 1/sqrt(frequency of their teacher class)
+    align: bool = False  # distribution alignment: teacher's class frequencies pulled to the labeled ones
     policy: str = "randaugment:2,9"  # strong augmentation, compact policy string
 
 

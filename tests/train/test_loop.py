@@ -91,8 +91,16 @@ def test_supervised_mode_never_touches_unlabeled_data(tiny_data):
     assert "loss_unsup" not in result.history[-1]
 
 
-def test_resuming_from_a_checkpoint_continues_exactly(tiny_data, tmp_path):
-    straight = run_trial(tiny_config(), tiny_data)
+# Every option with state of its own (mean teacher, class thresholds, distribution alignment)
+# must be in the checkpoint, or a resumed run drifts from the straight one.
+STATEFUL = {"uda.ema_decay": 0.9, "uda.class_adaptive": True, "uda.align": True, "uda.tau": 0.3}
+
+
+@pytest.mark.parametrize("options", [{}, STATEFUL], ids=["plain", "stateful-teacher"])
+def test_resuming_from_a_checkpoint_continues_exactly(tiny_data, tmp_path, options):
+    options = {"train.log_every": 1, **options}  # one step per log record: losses compare step by step
+    straight_logs: list[dict] = []
+    straight = run_trial(tiny_config(**options), tiny_data, hooks=lambda r, s: straight_logs.append(r))
     checkpoints = []
 
     def stop_after_first_eval(record, save):
@@ -102,7 +110,13 @@ def test_resuming_from_a_checkpoint_continues_exactly(tiny_data, tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run_trial(tiny_config(), tiny_data, hooks=stop_after_first_eval)
+        run_trial(tiny_config(**options), tiny_data, hooks=stop_after_first_eval)
     assert checkpoints == [3]
-    resumed = run_trial(tiny_config(), tiny_data, resume=tmp_path / "ckpt")
+    resumed_logs: list[dict] = []
+    resumed = run_trial(tiny_config(**options), tiny_data, resume=tmp_path / "ckpt", hooks=lambda r, s: resumed_logs.append(r))
     assert resumed.history == straight.history  # same evals at steps 3 and 6, same scores
+    # ... and the same loss terms at every step after the checkpoint, to the last bit.
+    def losses(logs):
+        return [(r["step"], r.get("loss"), r.get("loss_unsup")) for r in logs if r["kind"] == "train" and r["step"] > 3]
+
+    assert losses(resumed_logs) and losses(resumed_logs) == losses(straight_logs)

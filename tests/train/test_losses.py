@@ -137,3 +137,48 @@ def test_class_balance_weights_favour_rare_classes_and_keep_the_loss_scale():
     assert weights[0, 0, 0] == 0  # dropped pixels stay dropped
     assert weights[0, 0, -1] / weights[0, 0, 1] == pytest.approx(14**0.5)  # 1/sqrt(1) vs 1/sqrt(14)
     assert weights[keep > 0].mean().item() == pytest.approx(1.0)
+
+
+def _alignment_after(masks: torch.Tensor, teacher_probs: torch.Tensor):
+    from udatune.train.teacher import DistributionAlignment
+
+    alignment = DistributionAlignment(num_classes=teacher_probs.shape[1])
+    assert alignment.log_ratio(torch.device("cpu")) is None  # nothing observed: no alignment yet
+    alignment.observe(masks, teacher_probs, IGNORE_INDEX)
+    return alignment
+
+
+def test_distribution_alignment_lifts_a_class_the_teacher_under_predicts():
+    # Labeled pixels: 50% / 25% / 25% (void pixels do not count); the teacher gives class 2
+    # (a thin class) 5%.
+    masks = torch.tensor([[[0, 1], [2, 0]]] * 2 + [[[IGNORE_INDEX] * 2] * 2])
+    logits = torch.log(torch.tensor([0.6, 0.35, 0.05])).view(1, 3, 1, 1).expand(2, 3, 2, 2)
+    alignment = _alignment_after(masks, torch.softmax(logits, dim=1))
+    raw = teacher_targets(logits, temperature=1.0)
+    aligned = teacher_targets(logits, temperature=1.0, log_ratio=alignment.log_ratio(torch.device("cpu")))
+    # Aligned probabilities equal the labeled frequencies (0.5, 0.25, 0.25) here.
+    assert torch.allclose(aligned.probs[0, :, 0, 0], torch.tensor([0.5, 0.25, 0.25]), atol=1e-3)
+    assert aligned.probs[:, 2].mean() > 4 * raw.probs[:, 2].mean()
+    assert torch.allclose(aligned.probs.sum(dim=1), torch.ones(2, 2, 2))
+
+
+def test_distribution_alignment_is_the_identity_when_the_teacher_matches_the_labels():
+    masks = torch.tensor([[[0, 1], [1, 1]]])  # 25% / 75%
+    logits = torch.log(torch.tensor([0.25, 0.75])).view(1, 2, 1, 1).expand(1, 2, 2, 2)
+    alignment = _alignment_after(masks, torch.softmax(logits, dim=1))
+    aligned = teacher_targets(logits, 0.5, alignment.log_ratio(torch.device("cpu")))
+    plain = teacher_targets(logits, 0.5)
+    assert torch.allclose(aligned.probs, plain.probs, atol=1e-3)
+    assert torch.equal(aligned.labels, plain.labels)
+
+
+def test_distribution_alignment_state_round_trips_and_keeps_a_running_mean():
+    from udatune.train.teacher import DistributionAlignment
+
+    a = DistributionAlignment(2, momentum=0.5)
+    a.observe(torch.zeros(1, 2, 2, dtype=torch.long), torch.tensor([1.0, 0.0]).view(1, 2, 1, 1).expand(1, 2, 2, 2), IGNORE_INDEX)
+    a.observe(torch.ones(1, 2, 2, dtype=torch.long), torch.tensor([0.0, 1.0]).view(1, 2, 1, 1).expand(1, 2, 2, 2), IGNORE_INDEX)
+    assert torch.allclose(a.labeled, torch.tensor([0.5, 0.5])) and torch.allclose(a.predicted, torch.tensor([0.5, 0.5]))
+    b = DistributionAlignment(2)
+    b.load_state_dict(a.state_dict())
+    assert torch.equal(b.log_ratio(torch.device("cpu")), a.log_ratio(torch.device("cpu")))

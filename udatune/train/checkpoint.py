@@ -24,6 +24,7 @@ def save_checkpoint(path: Path, ctx, scheduler, step: int, cfg, history: list[di
         "scaler": ctx.scaler.state_dict() if ctx.scaler is not None else None,
         "ema": ctx.ema.state_dict() if ctx.ema is not None else None,
         "thresholds": ctx.thresholds.state_dict() if ctx.thresholds is not None else None,
+        "alignment": ctx.alignment.state_dict() if ctx.alignment is not None else None,
         "history": history,
         "best_miou": best,
     }
@@ -48,4 +49,6 @@ def load_checkpoint(path: Path, ctx, scheduler) -> dict:
         ctx.ema.load_state_dict(state["ema"])
     if ctx.thresholds is not None and state["thresholds"] is not None:
         ctx.thresholds.load_state_dict(state["thresholds"])
+    if ctx.alignment is not None and state.get("alignment") is not None:
+        ctx.alignment.load_state_dict(state["alignment"])
     return state

@@ -33,7 +33,7 @@ from udatune.models.registry import build_model
 from udatune.train.checkpoint import load_checkpoint, save_checkpoint
 from udatune.train.metrics import ConfusionMatrix
 from udatune.train.step import StepContext, TrialDiverged, supervised_step, to_device, uda_step
-from udatune.train.teacher import ClassThresholds, EMATeacher
+from udatune.train.teacher import ClassThresholds, DistributionAlignment, EMATeacher
 
 MODES = ("uda", "supervised")
 
@@ -152,6 +152,7 @@ def setup_trial(
         ema=EMATeacher(unwrapped, cfg.uda.ema_decay) if (uda_mode and cfg.uda.ema_decay > 0) else None,
         thresholds=ClassThresholds(data.num_classes, cfg.uda.tau, cfg.uda.class_adaptive),
         uses_geometry=policy.uses_geometry,
+        alignment=DistributionAlignment(data.num_classes) if (uda_mode and cfg.uda.align) else None,
     )
     return TrialSetup(ctx, scheduler, policy, device)
 

@@ -57,8 +57,12 @@ class TeacherTargets:
     labels: torch.Tensor  # B x H x W, argmax class
 
 
-def teacher_targets(teacher_logits: torch.Tensor, temperature: float) -> TeacherTargets:
+def teacher_targets(teacher_logits: torch.Tensor, temperature: float, log_ratio: torch.Tensor | None = None) -> TeacherTargets:
+    """``log_ratio`` (K,): distribution alignment, added to the logits so that every derived
+    quantity (confidence, labels, sharpened targets) comes from the aligned distribution."""
     logits = teacher_logits.detach().float()
+    if log_ratio is not None:
+        logits = logits + log_ratio.view(1, -1, 1, 1)
     probs = torch.softmax(logits, dim=1)
     confidence, labels = probs.max(dim=1)
     sharpened = torch.softmax(logits / temperature, dim=1)

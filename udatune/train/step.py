@@ -21,7 +21,8 @@ from udatune.augment.warp import apply_strong_geometry
 from udatune.config import UDAConfig
 from udatune.data.loader import normalize
 from udatune.train.losses import class_balance_weights, consistency_loss, rampup_weight, supervised_loss, teacher_targets
-from udatune.train.teacher import ClassThresholds, EMATeacher, per_class_mask_ratio
+from udatune.data.base import IGNORE_INDEX
+from udatune.train.teacher import ClassThresholds, DistributionAlignment, EMATeacher, per_class_mask_ratio
 
 
 class TrialDiverged(RuntimeError):
@@ -43,6 +44,7 @@ class StepContext:
     ema: EMATeacher | None = None  # None: the model is its own teacher
     thresholds: ClassThresholds | None = None
     uses_geometry: bool = False
+    alignment: DistributionAlignment | None = None
 
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
@@ -74,7 +76,12 @@ def uda_step(
     weak, strong = normalize(unlabeled["weak"]), normalize(unlabeled["strong"])
     teacher = ctx.ema.model if ctx.ema is not None else ctx.model
     with torch.no_grad(), ctx.autocast():
-        target = teacher_targets(teacher(weak), uda.temperature)
+        teacher_logits = teacher(weak)
+    log_ratio = None
+    if ctx.alignment is not None:
+        ctx.alignment.observe(labeled["mask"], torch.softmax(teacher_logits.float(), dim=1), IGNORE_INDEX)
+        log_ratio = ctx.alignment.log_ratio(teacher_logits.device)
+    target = teacher_targets(teacher_logits, uda.temperature, log_ratio)
     keep = ctx.thresholds.keep_mask(target.confidence, target.labels)
     if ctx.uses_geometry:
         # Carry the per-pixel keep mask and hard labels through the same warp as the

@@ -8,6 +8,12 @@
   class's threshold is scaled by how well that class is being learned — the share of pixels
   predicted as that class that are confident, relative to the best-learned class — so a
   class the model is still unsure of is held to a lower bar: τ_c = τ · β_c / (2 − β_c).
+* `DistributionAlignment`: ReMixMatch's distribution alignment, per pixel (as in DARS, He et
+  al. 2021). A teacher trained on few labels under-predicts thin classes; consistency then
+  teaches the student the teacher's bias, the bias grows, and the thin classes vanish. The
+  teacher's probabilities are multiplied by (class frequency in the labeled pixels) /
+  (running mean of the teacher's own predictions), so the pseudo-labels keep the labeled
+  class balance instead of drifting to the large classes.
 """
 
 from __future__ import annotations
@@ -84,6 +90,47 @@ class ClassThresholds:
 
     def load_state_dict(self, state: dict) -> None:
         self.confident_share = state["confident_share"].clone()
+
+
+class DistributionAlignment:
+    """Running class frequencies of labeled pixels and of the teacher's predictions; `log_ratio`
+    is what the teacher's logits are shifted by (softmax(z + log r) ∝ p · r)."""
+
+    def __init__(self, num_classes: int, momentum: float = 0.99) -> None:
+        self.momentum = momentum
+        self.labeled = torch.full((num_classes,), float("nan"))  # NaN: not observed yet
+        self.predicted = torch.full((num_classes,), float("nan"))
+
+    @torch.no_grad()
+    def observe(self, masks: torch.Tensor, teacher_probs: torch.Tensor, ignore_index: int) -> None:
+        """``masks``: B x H x W labels of the labeled batch; ``teacher_probs``: B x K x H x W,
+        the teacher's un-sharpened, un-aligned probabilities on the unlabeled batch."""
+        k = teacher_probs.shape[1]
+        valid = masks[masks != ignore_index]
+        labeled = torch.bincount(valid, minlength=k).float()
+        labeled = labeled / labeled.sum().clamp_min(1.0)
+        predicted = teacher_probs.float().mean(dim=(0, 2, 3))
+        self.labeled = self._update(self.labeled.to(predicted.device), labeled)
+        self.predicted = self._update(self.predicted.to(predicted.device), predicted)
+
+    def _update(self, running: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
+        if torch.isnan(running).any():  # the first batch sets the start, not a blend with a guess
+            return batch.clone()
+        return self.momentum * running + (1.0 - self.momentum) * batch
+
+    def log_ratio(self, device: torch.device) -> torch.Tensor | None:
+        """log(labeled / predicted) per class, or None before anything was observed. A small
+        floor keeps a class absent from both from producing inf − inf."""
+        if torch.isnan(self.predicted).any():
+            return None
+        eps = 1e-4
+        return (torch.log(self.labeled.to(device) + eps) - torch.log(self.predicted.to(device) + eps))
+
+    def state_dict(self) -> dict:
+        return {"labeled": self.labeled.detach().cpu().clone(), "predicted": self.predicted.detach().cpu().clone()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.labeled, self.predicted = state["labeled"].clone(), state["predicted"].clone()
 
 
 def per_class_mask_ratio(keep: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
