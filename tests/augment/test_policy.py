@@ -257,3 +257,11 @@ def test_randaugment_export_offers_every_op_of_its_space():
     pipeline = RandAugment(2, 9, "photometric").photometric_pipeline()
     (some_of,) = pipeline.transforms
     assert isinstance(some_of, A.SomeOf) and some_of.n == 2 and len(some_of.transforms) == len(SPACES["photometric"])
+
+
+def test_a_long_inline_autoaugment_policy_is_not_mistaken_for_a_file():
+    # Searched policies with many sub-policies are longer than any valid file name.
+    subpolicies = [[["Rotate", 0.5, 3], ["Brightness", 0.6, 5]]] * 12
+    spec = "autoaugment:" + json.dumps(subpolicies)
+    assert len(spec) > 300
+    assert parse_policy(spec) == AutoAugment(subpolicies)

@@ -410,7 +410,7 @@ def parse_policy(spec: "str | dict | Policy") -> Policy:
     if not isinstance(spec, str):
         raise ConfigError(f"A policy must be a string or a mapping; got {type(spec).__name__}. Allowed: {FORMS}.")
     text = spec.strip()
-    if text.endswith(".json") or (text and not text.startswith(("[", "{")) and Path(text).is_file()):
+    if text.endswith(".json") or (text and not text.startswith(("[", "{")) and _is_file(text)):
         return _parse_file(Path(text))
     if text.startswith("{"):
         return _from_dict(_json(text, "policy"))
@@ -418,6 +418,15 @@ def parse_policy(spec: "str | dict | Policy") -> Policy:
     if name.lower() not in _FROM_STRING:
         raise ConfigError(f"Unknown augmentation policy {spec!r}; use {FORMS}.")
     return _FROM_STRING[name.lower()](arg.strip())
+
+
+def _is_file(text: str) -> bool:
+    """Whether a policy spec names an existing file. A long inline policy is no valid path
+    (the OS refuses names over 255 bytes), which is an answer, not an error."""
+    try:
+        return Path(text).is_file()
+    except OSError:
+        return False
 
 
 def _json(text: str, where: str) -> Any:
