@@ -4,10 +4,12 @@ For each dataset and seed, every method trains on the same labeled subset (split
 seed), the same step budget and the same training seed:
 
 * ``supervised`` — labeled frames only (the baseline);
-* ``uda``        — labeled + unlabeled, the default policy (RandAugment(2, 9), geometric ops on);
-* ``uda-photo``  — the same with photometric ops only (RandAugment(2, 9) restricted);
+* ``uda``        — labeled + unlabeled, the default settings (RandAugment(2, 4), geometric ops on);
+* ``uda-strong`` — the same at the UDA paper's magnitude, RandAugment(2, 9);
+* ``uda-photo``  — RandAugment(2, 4) with photometric ops only;
 * ``oracle``     — supervised with labels on every train frame (the ceiling);
-* ``uda-balanced`` — UDA with class-balanced consistency weights (``uda.class_balance``).
+* ``uda-balanced`` — UDA with class-balanced consistency weights (``uda.class_balance``);
+* ``uda-aligned`` — UDA with distribution alignment (``uda.align``).
 
 Results are cached per run under ``bench/out/quality`` so an interrupted benchmark resumes,
 and the summary is written to docs/benchmarks.md.
@@ -32,11 +34,13 @@ CAMVID = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "camvid"
 
 METHODS = {
     "supervised": {"uda.mode": "supervised"},
-    "uda": {"uda.mode": "uda", "uda.policy": "randaugment:2,9"},
-    "uda-photo": {"uda.mode": "uda", "uda.policy": "randaugment:2,9:photometric"},
+    "uda": {"uda.mode": "uda"},  # the default UDA settings: RandAugment(2, 4), λ=1, τ=0.8, T=0.4
+    "uda-strong": {"uda.mode": "uda", "uda.policy": "randaugment:2,9"},  # the UDA paper's magnitude
+    "uda-photo": {"uda.mode": "uda", "uda.policy": "randaugment:2,4:photometric"},
     "oracle": {"uda.mode": "supervised", "data.labeled": "all"},
-    # Beyond the paper: class-balanced consistency against the thin-class collapse.
-    "uda-balanced": {"uda.mode": "uda", "uda.policy": "randaugment:2,9", "uda.class_balance": True},
+    # Beyond the paper: class-balanced consistency, distribution alignment.
+    "uda-balanced": {"uda.mode": "uda", "uda.class_balance": True},
+    "uda-aligned": {"uda.mode": "uda", "uda.align": True},
 }
 
 DATASETS = {
@@ -177,6 +181,8 @@ def main() -> None:
         command += " --methods " + " ".join(args.methods)
     if args.set:
         command += " --set " + " ".join(args.set)
+    if args.tag:
+        command += f" --tag {args.tag}"
     write_section = __import__("bench.docs", fromlist=["write_section"]).write_section
     write_section(f"quality-{tag}", f"Quality: {tag}", command, sample + "\n\n" + table)
 
