@@ -173,7 +173,9 @@ def main() -> None:
         f"{cfg['train']['batch_size']} labeled + {cfg['train']['unlabeled_batch_size']} unlabeled, "
         f"λ={cfg['uda']['lambda_u']}, τ={cfg['uda']['tau']}, T={cfg['uda']['temperature']}, labeled={records[0]['config']['data']['labeled']}, "
         f"seeds {args.seeds} (training seed = split seed, so each seed's methods share one labeled subset). "
-        f"mIoU is the final validation mIoU. "
+        f"Strong-view policy per method: "
+        + ", ".join(f"{m} `{next(r['config']['uda']['policy'] for r in records if r['method'] == m)}`" for m in args.methods if m.startswith("uda") and any(r["method"] == m for r in records))
+        + ". mIoU is the final validation mIoU. "
         + ("Summarised from cached runs." if args.cached_only else f"Wall time of this invocation: {time.perf_counter() - start:.0f} s.")
     )
     command = f"python -m bench.quality --dataset {args.dataset} --seeds {' '.join(map(str, args.seeds))} --jobs {args.jobs}"

@@ -1,0 +1,114 @@
+"""The default sweep (`udatune search` with no options, what `make demo` runs), end to end.
+
+Runs the real command in a subprocess — a private local Ray, baselines, both search methods —
+and reports, from that one run:
+
+* the wall time of the whole command (Ray start-up and shut-down included);
+* the best paired gain over the supervised baseline per method;
+* where the reserved CPU time went: the sweep holds ``slots × wall`` (a local Ray started for
+  the sweep holds the whole machine), and only time inside training steps counts as useful;
+  Ray's start-up, each trial's start-up (trial actor, Train controller, worker group, data and
+  model) and tear-down, evaluation and checkpoints are overhead (`udatune.tune.usage`).
+
+    python -m bench.sweep                      # the default demo sweep
+    python -m bench.sweep -- --trials 2        # anything after -- goes to `udatune search`
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from bench.docs import write_section
+from udatune.tune.usage import sweep_usage
+
+OUT = Path(__file__).resolve().parent / "out" / "sweeps"
+
+
+def run_sweep_command(name: str, extra: list[str]) -> tuple[float, int]:
+    """Run `udatune search` as a user would; returns (wall seconds, exit code)."""
+    command = [str(Path(sys.executable).parent / "udatune"), "search", "--name", name, "--storage", str(OUT), *extra]
+    print("$", shlex.join(command), flush=True)
+    start = time.time()
+    code = subprocess.run(command).returncode
+    return time.time() - start, code
+
+
+def method_table(frame: pd.DataFrame) -> str:
+    lines = ["| method | trials | finished / stopped | best val mIoU | best gain | mean gain | best policy |", "|---|---|---|---|---|---|---|"]
+    for method, group in frame.groupby("method", sort=False):
+        scored = group.dropna(subset=["gain"])
+        best = scored.loc[scored["gain"].idxmax()] if len(scored) else group.loc[group["val_miou"].idxmax()]
+        gain = f"{best['gain']:+.3f}" if not math.isnan(best["gain"]) else "— (the baseline)"
+        mean = f"{scored['gain'].mean():+.3f}" if len(scored) else "—"
+        done = f"{(group['status'] == 'done').sum()} / {(group['status'] == 'stopped').sum()}"
+        lines.append(f"| {method} | {len(group)} | {done} | {best['val_miou']:.3f} | {gain} | {mean} | {best['policy_summary']} |")
+    return "\n".join(lines)
+
+
+def usage_table(frame: pd.DataFrame, wall: float, slots: float, launched: float) -> str:
+    usage = sweep_usage(frame, wall, slots)
+    first_start = float(frame["started_at"].min()) - launched
+    lines = [
+        "| reserved time goes to | slot-seconds | share |",
+        "|---|---|---|",
+        f"| training steps (batches included) | {usage.train_seconds:.0f} | **{usage.training_share:.1%}** |",
+        f"| evaluation | {usage.eval_seconds:.0f} | {usage.eval_seconds / usage.reserved_seconds:.1%} |",
+        f"| checkpoints | {usage.checkpoint_seconds:.0f} | {usage.checkpoint_seconds / usage.reserved_seconds:.1%} |",
+        f"| everything else (Ray and trial start-up/tear-down, idle slots) | "
+        f"{usage.reserved_seconds - usage.train_seconds - usage.eval_seconds - usage.checkpoint_seconds:.0f} | "
+        f"{1 - usage.training_share - (usage.eval_seconds + usage.checkpoint_seconds) / usage.reserved_seconds:.1%} |",
+        f"| **reserved** ({slots:g} slots × {wall:.0f} s wall) | {usage.reserved_seconds:.0f} | 100% |",
+    ]
+    notes = (
+        f"Command start → first trial started: {first_start:.0f} s (validation, data, Ray start-up). "
+        f"Per trial, mean: start-up {usage.trial_startup_seconds:.1f} s (Tune starts the trial → its Train worker "
+        f"starts training), tear-down {usage.trial_teardown_seconds:.1f} s (last report → Tune sees the end)."
+    )
+    return "\n".join(lines) + "\n\n" + notes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--name", default=None, help="sweep name (default: bench-<time>)")
+    parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("extra", nargs=argparse.REMAINDER, help="-- then options for `udatune search`")
+    args = parser.parse_args()
+    extra = [a for a in args.extra if a != "--"]
+    name = args.name or time.strftime("bench-%Y%m%d-%H%M%S")
+    launched = time.time()
+    wall, code = run_sweep_command(name, extra)
+    if code != 0:
+        raise SystemExit(f"udatune search exited with {code}; nothing written.")
+    sweep = OUT / name
+    manifest = json.loads((sweep / "sweep.json").read_text())
+    frame = pd.read_csv(sweep / "results.csv")
+    settings = manifest["settings"]
+    per_worker = settings["resources"]["cpus"]
+    slots = manifest["cluster"]["cpus"] / per_worker
+    body = (
+        f"Sweep `{name}`: {len(frame)} trials ({settings['trials']} searched + baselines), "
+        f"{settings['max_steps']} steps each, seeds {settings['seeds']}, {settings['scheduler'].upper()}, "
+        f"image size {manifest['base_config']['data']['image_size']}, model {manifest['base_config']['model']['name']} "
+        f"width {manifest['base_config']['model']['width']}, local Ray with {manifest['cluster']['cpus']:g} CPUs.\n\n"
+        f"**Wall time of the whole command: {wall:.0f} s ({wall / 60:.1f} min).**\n\n"
+        "Best paired gain per method (val mIoU minus the supervised baseline's at the same seed and step):\n\n"
+        f"{method_table(frame)}\n\nWhere the reserved CPU time went (goal: ≥ 85% in training steps):\n\n"
+        f"{usage_table(frame, wall, slots, launched)}"
+    )
+    print(body)
+    if not args.no_write:
+        command = "python -m bench.sweep" + (" -- " + shlex.join(extra) if extra else "")
+        write_section("sweep", "Sweep: the default `udatune search` (what `make demo` runs)", command, body)
+
+
+if __name__ == "__main__":
+    main()
