@@ -19,8 +19,10 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
+# The default sweep (`udatune search` with no options), then its report, also as HTML.
 demo: setup
-	$(UDATUNE) train --out runs/demo
+	$(UDATUNE) search
+	$(UDATUNE) report --html runs/reports/demo.html
 
 test: setup
 	$(PY) -m pytest

@@ -25,7 +25,7 @@ err_console = Console(stderr=True)
 
 
 def _register_commands() -> None:
-    from udatune.cli import augment_commands, search_command, train_command  # noqa: F401  (commands register on import)
+    from udatune.cli import augment_commands, ls_command, report_commands, resume_command, search_command, train_command  # noqa: F401  (commands register on import)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,7 +19,7 @@ from rich.text import Text
 
 from udatune.cli.app import app
 from udatune.config import TrialConfig, load_config
-from udatune.tune.results import policy_summary
+from udatune.tune.results import ENDED, policy_summary
 
 DEFAULT_SPACES = ["autoaugment", "randaugment"]
 
@@ -44,6 +44,7 @@ def search(
     grace_period: int = typer.Option(0, help="ASHA: steps before a trial can be stopped (0 = max-steps / 2)."),
     reduction_factor: float = typer.Option(3.0, help="ASHA: keep the best 1/factor at each rung."),
     baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Run the supervised and default-UDA baselines."),
+    max_failures: int = typer.Option(2, help="Restarts of a trial after a lost worker or node, each from its last checkpoint (per trial, and per Ray Train run)."),
     workers_per_trial: int = typer.Option(1, help="Ray Train workers per trial (data-parallel DDP when > 1)."),
     cpus_per_trial: float = typer.Option(1.0, help="CPUs per Train worker."),
     gpus_per_trial: float = typer.Option(0.0, help="GPUs per Train worker (fractions allowed, e.g. 0.5)."),
@@ -59,15 +60,24 @@ def search(
     image_size: Optional[str] = typer.Option(None, help=f"Resize frames to HEIGHTxWIDTH (synthetic default here: {SYNTHETIC_SIZE})."),
     model: Optional[str] = typer.Option(None, help="unet, deeplabv3_mobilenet or deeplabv3_resnet50."),
     set_: list[str] = typer.Option([], "--set", help="Any base setting as section.key=value, e.g. train.eval_every=50."),
+    resume: bool = typer.Option(False, "--resume", help="Resume the sweep --name in --storage, as `udatune resume NAME` does; the sweep's own settings are used, other options are ignored."),
 ) -> None:
     """Search augmentation policies and UDA settings with Ray Tune; each trial is a Ray Train job."""
+    if resume:
+        from udatune.cli.resume_command import resume_sweep
+        from udatune.errors import ConfigError
+
+        if not name:
+            raise ConfigError("--resume needs --name: the sweep to resume (`udatune ls` lists them).")
+        resume_sweep(name, storage, address, num_cpus)
+        return
     from udatune.augment.policy import parse_policy
     from udatune.cli.train_command import parse_sets
     from udatune.data.registry import build_data
     from udatune.errors import ConfigError
     from udatune.train.loop import check_config
     from udatune.tune import sweep as sweeps
-    from udatune.tune.cluster import check_reachable, ray_cluster, redirect_output, resolve_address
+    from udatune.tune.cluster import check_reachable, resolve_address
     from udatune.tune.space import load_space
     from udatune.tune.trainable import TrialResources
 
@@ -93,7 +103,7 @@ def search(
         spaces=spaces, name=name, storage=sweeps.absolute_storage(storage), trials=trials, seeds=seed_list,
         max_steps=max_steps, max_concurrent=max_concurrent, scheduler=scheduler.lower(), grace_period=grace_period,
         reduction_factor=reduction_factor, resources=TrialResources(workers_per_trial, cpus_per_trial, gpus_per_trial),
-        baselines=baselines,
+        baselines=baselines, max_failures=max_failures,
     )
     settings.check()
     if sweeps.exists(settings.path):
@@ -109,20 +119,30 @@ def search(
     console.print(f"data: {data.name}, {len(data.labeled)} labeled / {len(data.unlabeled)} unlabeled / {len(data.val)} val, fingerprint {data.fingerprint()}")
     for s in spaces:
         console.print(f"  space {s.describe()}  [dim]({s.source})[/]")
-    log_file = Path(settings.path) / "ray.log" if "://" not in settings.path else Path("runs/logs") / f"{name}.ray.log"
-    console.print(f"Ray's output: {log_file}")
+    run_with_view(
+        console, settings, storage, address, num_cpus,
+        lambda cluster, listener: sweeps.run_sweep(settings, cfg, data.fingerprint(), cluster, listener=listener),
+    )
 
+
+def run_with_view(console: Console, settings, storage: str, address: str | None, num_cpus: int | None, run) -> None:
+    """Start or join Ray, call ``run(cluster, listener)`` under the live table with Ray's own
+    output sent to ``ray.log``, then print the final tables (`udatune search` and `resume`)."""
+    from udatune.tune.cluster import ray_cluster, redirect_output
+
+    log_file = Path(settings.path) / "ray.log" if "://" not in settings.path else Path("runs/logs") / f"{settings.name}.ray.log"
+    console.print(f"Ray's output: {log_file}")
     with redirect_output(log_file) as display:
         view = SweepView(settings, Console(file=display))
         with ray_cluster(address, num_cpus=num_cpus) as cluster:
             view.cluster = cluster
             with view.live():
-                outcome = sweeps.run_sweep(settings, cfg, data.fingerprint(), cluster, listener=view.update)
+                outcome = run(cluster, view.update)
     view.final(console, outcome)
     if view.cluster is not None and view.cluster.logs:
         console.print(f"[dim]Ray's session logs: {view.cluster.logs}[/]")
     if outcome.interrupted:
-        hint = f"udatune resume {name}" + ("" if storage == "runs/sweeps" else f" --storage {storage}")
+        hint = f"udatune resume {settings.name}" + ("" if storage == "runs/sweeps" else f" --storage {storage}")
         console.print(f"[yellow]Interrupted.[/] The sweep is saved and resumable: [bold]{hint}[/]")
 
 
@@ -155,7 +175,7 @@ class SweepView:
 
     def render(self):
         total = self.settings.total_trials
-        done = sum(self.counts.get(k, 0) for k in ("done", "stopped", "error"))
+        done = sum(self.counts.get(k, 0) for k in ENDED)
         elapsed = time.time() - self.started
         where = ""
         if self.cluster is not None:
@@ -169,10 +189,12 @@ class SweepView:
 
     def final(self, console: Console, outcome) -> None:
         console.print(trial_table(outcome.results))
-        console.print(ranking_table(outcome.results))
         for row in outcome.results.ordered():
-            if row.status == "error":
-                console.print(f"[red]trial {row.index} ({row.method}) failed[/]: {row.error_file or 'see the Ray log'}")
+            if row.status in ("failed", "error"):
+                why = row.reason or "see the Ray log"
+                where = f" ({row.error_file})" if row.error_file else ""
+                console.print(f"[red]trial {row.index} ({row.method}) {row.status}[/]: {why}{where}", soft_wrap=True)
+        console.print(ranking_table(outcome.results))
         console.print(f"results: {outcome.path}/results.csv  ({outcome.seconds:.0f} s)")
 
 
@@ -186,7 +208,7 @@ def _gain(value: float | None) -> Text:
     return Text(f"{value:+.3f}", style="green" if value > 0 else "red")
 
 
-STATUS_STYLE = {"running": "cyan", "done": "green", "stopped": "yellow", "error": "red", "pending": "dim"}
+STATUS_STYLE = {"running": "cyan", "done": "green", "stopped": "yellow", "failed": "red", "error": "red", "pending": "dim"}
 
 
 def trial_table(results) -> Table:

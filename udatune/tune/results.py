@@ -6,10 +6,20 @@ the CLI's live table — and, at the end, turned into a pandas DataFrame (``resu
 The gain of a trial is its val mIoU minus the supervised baseline's val mIoU **at the same
 step and seed**: baselines train on the same labeled subset, seed and step budget, so every
 gain is paired — also for a trial the scheduler stopped early.
+
+A trial *fails* when its training cannot go on (the loss diverged, its data is unusable): its
+last report carries a ``failure`` reason, and the row ends ``failed`` with that ``reason``.
+An ``error`` is something else — the trial's process or node crashed — and a resumed sweep
+runs such a trial again.
+
+Rows that ended by themselves (``done``, ``stopped``, ``failed``) are final: later events for
+them are ignored, so a resumed sweep writes them byte for byte as before (`to_state` /
+`from_state` carry every row across a restart).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -19,10 +29,17 @@ SUPERVISED = "supervised"  # baseline: labeled frames only
 DEFAULT_UDA = "uda-default"  # baseline: UDA with the default settings of the trial config
 BASELINES = (SUPERVISED, DEFAULT_UDA)
 
+FINAL = ("done", "stopped", "failed")  # ended by themselves: never run again
+ENDED = (*FINAL, "error")
+FAILURE = "failure"  # the key of a trial's last report when its training failed
+STATE_FORMAT = 1  # of `SweepResults.to_state`
+TRIALS_FILE = "trials.json"  # where a sweep keeps `to_state` (see sweep.save_results)
+
 COLUMNS = [
     "trial_id", "method", "seed", "policy", "policy_summary", "lambda_u", "tau", "temperature", "tsa",
     "step", "val_miou", "best_miou", "gain", "status", "loss", "loss_unsup", "mask_ratio",
     "train_seconds", "eval_seconds", "checkpoint_seconds", "started_at", "worker_started_at", "reported_at", "ended_at", "error_file",
+    "reason",
 ]
 
 
@@ -37,7 +54,7 @@ class TrialRow:
     tau: float
     temperature: float
     tsa: str
-    status: str = "pending"  # pending | running | done | stopped | error
+    status: str = "pending"  # pending | running | done | stopped | failed | error
     step: int = 0
     val_miou: float = math.nan
     best_miou: float = math.nan
@@ -45,7 +62,12 @@ class TrialRow:
     history: dict[int, float] = field(default_factory=dict)  # step -> val mIoU
     started_at: float = math.nan  # wall clock (driver) when Tune started the trial
     ended_at: float = math.nan  # ... and when it ended
-    error_file: str = ""  # Tune's error file of a failed trial
+    error_file: str = ""  # Tune's error file of a trial that errored
+    reason: str = ""  # why it failed or errored, in one line
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL
 
     @property
     def is_baseline(self) -> bool:
@@ -85,12 +107,19 @@ class SweepResults:
 
     def started(self, trial_id: str, config: dict) -> None:
         row = self.add(trial_id, config)
-        row.status = "running"
+        if row.final:
+            return
+        row.status, row.error_file, row.reason = "running", "", ""
         row.started_at = time.time()
 
     def result(self, trial_id: str, config: dict, metrics: dict) -> None:
         row = self.add(trial_id, config)
+        if row.final:
+            return
         row.status = "running"
+        if metrics.get(FAILURE):
+            row.status, row.reason = "failed", str(metrics[FAILURE])
+            return
         if "val_miou" not in metrics:
             return
         row.step = int(metrics.get("step", row.step))
@@ -99,21 +128,30 @@ class SweepResults:
         row.history[row.step] = row.val_miou
         row.last = dict(metrics)
 
-    def finished(self, trial_id: str, config: dict, error: bool = False, error_file: str | None = None) -> None:
+    def finished(self, trial_id: str, config: dict, error: bool = False, error_file: str | None = None, reason: str = "") -> None:
         row = self.add(trial_id, config)
+        if row.final and not math.isnan(row.ended_at):
+            return
         row.ended_at = time.time()
+        if row.status == "failed":
+            return
         if error:
             row.status = "error"
             row.error_file = error_file or ""
+            row.reason = reason or row.reason
         else:
             row.status = "done" if row.step >= self.max_steps else "stopped"
+
+    def keep_only(self, trial_ids: set[str]) -> None:
+        """Drop rows of trials the experiment does not know (see `ResultsCallback`)."""
+        self.rows = {tid: row for tid, row in self.rows.items() if tid in trial_ids}
 
     # --- read by the table and the summary ------------------------------------------------------
 
     def gain(self, row: TrialRow) -> float | None:
         """val mIoU minus the supervised baseline's at the same step and seed (None until the
-        baseline has reached that step)."""
-        if row.method == SUPERVISED or math.isnan(row.val_miou):
+        baseline has reached that step; None for a failed trial, whose scores do not count)."""
+        if row.method == SUPERVISED or row.status == "failed" or math.isnan(row.val_miou):
             return None
         for other in self.rows.values():
             if other.method == SUPERVISED and other.seed == row.seed and row.step in other.history:
@@ -151,6 +189,7 @@ class SweepResults:
                 "checkpoint_seconds": last.get("checkpoint_seconds", 0.0),
                 "started_at": row.started_at, "worker_started_at": last.get("worker_started", math.nan),
                 "reported_at": last.get("timestamp", math.nan), "ended_at": row.ended_at, "error_file": row.error_file,
+                "reason": row.reason,
             })
         return pd.DataFrame.from_records(records, columns=COLUMNS)
 
@@ -175,6 +214,31 @@ class SweepResults:
             })
         ranked = pd.DataFrame(rows, columns=["method", "trials", "best_gain", "mean_gain", "best_val_miou", "best_trial", "best_policy"])
         return ranked.sort_values("best_gain", ascending=False, na_position="last").reset_index(drop=True)
+
+    def best_gain(self) -> float:
+        """The best paired gain of any trial (NaN before the first one)."""
+        gains = [g for row in self.rows.values() if (g := self.gain(row)) is not None]
+        return max(gains) if gains else math.nan
+
+    # --- across restarts ------------------------------------------------------------------------
+
+    def to_state(self) -> dict:
+        """Everything needed to rebuild these rows exactly (JSON-ready; NaN stays NaN)."""
+        rows = []
+        for row in self.ordered():
+            state = dataclasses.asdict(row)
+            state["history"] = [[step, miou] for step, miou in row.history.items()]
+            state["last"] = {k: v for k, v in row.last.items() if isinstance(v, (int, float, str, bool)) or v is None}
+            rows.append(state)
+        return {"format": STATE_FORMAT, "base": self.base, "max_steps": self.max_steps, "rows": rows}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "SweepResults":
+        results = cls(state["base"], int(state["max_steps"]))
+        for raw in state["rows"]:
+            row = TrialRow(**{**raw, "history": {int(step): float(miou) for step, miou in raw["history"]}})
+            results.rows[row.trial_id] = row
+        return results
 
     # --- internals ----------------------------------------------------------------------------
 

@@ -12,19 +12,29 @@ methods share the budget (``--trials``) and the scheduler. ASHA prunes searched 
 a baseline always runs its full budget, since the gains are measured against it.
 
 Folder layout (``<storage>/<name>/``): Tune's experiment state and one folder per trial,
-``train/<trial id>/`` for each trial's Ray Train run and checkpoints, ``sweep.json`` (version,
-git revision, resolved settings and config, data fingerprint) and ``results.csv`` /
-``results.parquet`` (one row per trial).
+``train/<trial id>/`` for each trial's Ray Train run and checkpoints, ``sweep.json`` (format and
+versions, git revision, resolved settings and config, data fingerprint), ``state.json`` (is the
+driver running: see driver_state.py), ``trials.json`` (every row with its history, rewritten at
+each event, so a killed driver loses nothing and a resumed one continues it) and
+``results.csv`` / ``results.parquet`` (one row per trial, rewritten as trials end).
+
+A sweep survives its driver: Ctrl-C and SIGTERM stop it the same way (Tune saves the experiment;
+each trial's Train run keeps its last checkpoint), and after a SIGKILL the files are at most a
+few seconds behind. `udatune resume` (restore.py) carries on from them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
 import json
 import math
 import pickle
+import signal
 import subprocess
+import threading
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -34,12 +44,15 @@ from ray.tune.search import Searcher
 
 from udatune.config import TrialConfig
 from udatune.errors import ConfigError
-from udatune.tune.results import DEFAULT_UDA, SUPERVISED, SweepResults
+from udatune.tune.driver_state import HEARTBEAT_S, write_state
+from udatune.tune.results import DEFAULT_UDA, FAILURE, SUPERVISED, TRIALS_FILE, SweepResults
 from udatune.tune.sample import METRIC, MODE, make_searcher
 from udatune.tune.space import SearchSpace
+from udatune.tune.storage import kind, read_bytes, write_bytes  # noqa: F401  (read_bytes: used by callers)
 from udatune.tune.trainable import DRIVER_RESOURCES, TrialResources, start_stop_board, stop_board, sweep_trial
 
 SCHEDULERS = ("asha", "fifo")
+SWEEP_FORMAT = 1  # of the sweep folder; `udatune resume` restores this format only
 
 
 @dataclass(frozen=True)
@@ -57,6 +70,7 @@ class SweepSettings:
     resources: TrialResources = field(default_factory=TrialResources)
     baselines: bool = True
     seed: int = 0  # searcher seed
+    max_failures: int = 2  # restarts of a trial (and of its Train run) after a lost worker or node
 
     def check(self) -> None:
         problems = [
@@ -70,6 +84,7 @@ class SweepSettings:
             (self.resources.workers < 1, f"--workers-per-trial must be ≥ 1, got {self.resources.workers}"),
             (self.resources.cpus <= 0, f"--cpus-per-trial must be > 0, got {self.resources.cpus}"),
             (self.resources.gpus < 0, f"--gpus-per-trial must be ≥ 0, got {self.resources.gpus}"),
+            (self.max_failures < 0, f"--max-failures must be ≥ 0, got {self.max_failures}"),
             (self.trials > 0 and not self.spaces, "searched trials need at least one --space"),
             (self.trials == 0 and not self.baselines, "nothing to run: no searched trials and no baselines"),
         ]
@@ -142,13 +157,16 @@ class SweepSearcher(Searcher):
         return slot
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        if trial_id in self.owner and METRIC in result:
+        if trial_id in self.owner and METRIC in result and not result.get(FAILURE):
+            # Optuna keys intermediate values by Tune's training_iteration, which starts again
+            # at 1 when a trial is resumed; the trial's step goes on where it was.
+            result = {**result, "training_iteration": int(result.get("step", result.get("training_iteration", 0)))}
             self.searchers[self.owner[trial_id]].on_trial_result(trial_id, result)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         if trial_id in self.owner:
-            if result is not None and METRIC not in result:
-                result, error = None, True  # failed before its first evaluation
+            if result is not None and (METRIC not in result or result.get(FAILURE)):
+                result, error = None, True  # failed (diverged), or ended before its first evaluation
             self.searchers[self.owner[trial_id]].on_trial_complete(trial_id, result=result, error=error)
 
     def save(self, checkpoint_path: str) -> None:
@@ -174,8 +192,8 @@ def make_scheduler(settings: SweepSettings, board_name: str | None = None):
         """
 
         def on_trial_result(self, tune_controller, trial, result):
-            if trial.config.get("method") in (SUPERVISED, DEFAULT_UDA):
-                return TrialScheduler.CONTINUE
+            if trial.config.get("method") in (SUPERVISED, DEFAULT_UDA) or result.get(FAILURE):
+                return TrialScheduler.CONTINUE  # a failed trial is ending by itself
             decision = super().on_trial_result(tune_controller, trial, result)
             if decision != TrialScheduler.STOP:
                 return decision
@@ -188,7 +206,7 @@ def make_scheduler(settings: SweepSettings, board_name: str | None = None):
             return TrialScheduler.CONTINUE
 
         def on_trial_complete(self, tune_controller, trial, result):
-            if trial.config.get("method") in (SUPERVISED, DEFAULT_UDA):
+            if trial.config.get("method") in (SUPERVISED, DEFAULT_UDA) or (result or {}).get(FAILURE):
                 self._trial_info.pop(trial.trial_id, None)
                 return
             super().on_trial_complete(tune_controller, trial, result)
@@ -208,12 +226,21 @@ def make_scheduler(settings: SweepSettings, board_name: str | None = None):
 
 
 class ResultsCallback(Callback):
-    """Feeds Tune's trial events into `SweepResults` and tells a listener after each change."""
+    """Feeds Tune's trial events into `SweepResults` and tells a listener after each change.
 
-    def __init__(self, results: SweepResults, listener: Callable[[SweepResults], None] | None = None) -> None:
+    With a sweep ``path`` it also keeps the sweep's files current: ``trials.json`` after every
+    event, ``results.csv`` / ``results.parquet`` whenever a trial ends. A resumed sweep hands it
+    the rows saved before; on its first step it forgets the rows of trials the restored
+    experiment does not know (created in the last seconds before a SIGKILL, after Tune last
+    saved its state: Tune creates their slot again).
+    """
+
+    def __init__(self, results: SweepResults, listener: Callable[[SweepResults], None] | None = None, path: str | None = None) -> None:
         self.results = results
         self.listener = listener or (lambda results: None)
+        self.path = path
         self.final_statuses: dict[str, str] = {}
+        self.checked_known = False
 
     def __getstate__(self) -> dict:
         # Tune pickles its callbacks with the experiment; a listener (a live display holding
@@ -224,30 +251,98 @@ class ResultsCallback(Callback):
         self.__dict__.update(state)
         self.listener = self.listener or (lambda results: None)
 
+    def on_step_begin(self, iteration, trials, **info):
+        if self.checked_known:
+            return
+        self.checked_known = True
+        known = {trial.trial_id for trial in trials}
+        if set(self.results.rows) - known:
+            self.results.keep_only(known)
+            self.changed(tables=True)
+
     def on_trial_start(self, iteration, trials, trial, **info):
         self.results.started(trial.trial_id, trial.config)
-        self.listener(self.results)
+        self.changed()
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         self.results.result(trial.trial_id, trial.config, result)
-        self.listener(self.results)
+        self.changed()
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self.results.finished(trial.trial_id, trial.config)
-        self.listener(self.results)
+        self.changed(tables=True)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self.results.finished(trial.trial_id, trial.config, error=True, error_file=trial.error_file)
-        self.listener(self.results)
+        self.results.finished(trial.trial_id, trial.config, error=True, error_file=trial.error_file, reason=error_reason(trial))
+        self.changed(tables=True)
 
     def on_experiment_end(self, trials, **info):
         self.final_statuses = {t.trial_id: t.status for t in trials}
         for trial in trials:  # trials that failed before they started, or never ran
             if trial.trial_id not in self.results.rows or trial.status == "ERROR":
                 row = self.results.add(trial.trial_id, trial.config)
-                if trial.status == "ERROR" and row.status != "error":
-                    self.results.finished(trial.trial_id, trial.config, error=True, error_file=trial.error_file)
+                if trial.status == "ERROR" and row.status != "error" and not row.final:
+                    self.results.finished(trial.trial_id, trial.config, error=True, error_file=trial.error_file, reason=error_reason(trial))
+        self.changed(tables=True)
+
+    def changed(self, tables: bool = False) -> None:
         self.listener(self.results)
+        if self.path:
+            save_results(self.path, self.results, tables=tables)
+
+
+def error_reason(trial) -> str:
+    """The last line of a trial's error (the exception), for the ``reason`` column."""
+    try:
+        lines = [line.strip() for line in Path(trial.error_file).read_text().splitlines() if line.strip()]
+    except (OSError, TypeError):
+        return ""
+    return lines[-1][:300] if lines else ""
+
+
+class DriverHeartbeat(Callback):
+    """Refreshes ``state.json`` while the driver runs, so a reader on another host can tell a
+    running sweep from one whose driver was killed (see driver_state.py)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.last = time.time()
+
+    def on_step_end(self, iteration, trials, **info):
+        if time.time() - self.last >= HEARTBEAT_S:
+            self.last = time.time()
+            write_state(self.path, "running")
+
+
+class KeepTrialLogs(Callback):
+    """A resumed trial appends to its ``result.json`` / ``progress.csv`` instead of starting
+    them afresh.
+
+    Tune's loggers copy a restarted trial's logs back from storage only when the trial has a
+    Tune checkpoint; ours have none (their checkpoints are Ray Train's), so Tune would open new,
+    empty files in this driver's staging folder and sync them over the old ones. Runs before
+    Tune's loggers (user callbacks come first) and copies the files back itself.
+    """
+
+    FILES = ("result.json", "progress.csv")
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        import pyarrow.fs
+
+        storage = trial.storage
+        for name in self.FILES:
+            local = Path(trial.local_path, name)
+            if local.exists():
+                continue
+            local.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                pyarrow.fs.copy_files(f"{storage.trial_fs_path}/{name}", str(local), source_filesystem=storage.storage_filesystem)
+
+
+def sweep_callbacks(path: str, results: SweepResults, listener: Callable[[SweepResults], None] | None) -> list:
+    """The driver's callbacks, the same for a new sweep and a resumed one (`ResultsCallback`
+    first: `fit_and_record` is handed it)."""
+    return [ResultsCallback(results, listener, path), DriverHeartbeat(path), KeepTrialLogs()]
 
 
 @dataclass
@@ -266,14 +361,10 @@ def run_sweep(
     listener: Callable[[SweepResults], None] | None = None,
 ) -> SweepOutcome:
     """Run the sweep on a connected cluster (see `cluster.ray_cluster`) and write its files."""
-    import time
-
     from ray import tune
 
-    import optuna
-
     settings.check()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    quiet_optuna()
     started = time.time()
     fits = trials_that_fit(settings.resources, cluster.cpus, cluster.gpus)
     # One trial more than fits runs "queued": its trial actor and Train controller start while
@@ -287,26 +378,15 @@ def run_sweep(
             "lower --workers-per-trial / --cpus-per-trial / --gpus-per-trial."
         )
     write_manifest(settings, base, data_fingerprint, cluster, max_concurrent)
+    base_config = base.override({"train.steps": settings.max_steps}).to_dict()
     results = SweepResults(base.to_dict(), settings.max_steps)
-    callback = ResultsCallback(results, listener)
-
-    board_name = f"stop-board-{settings.name}"
-    board = start_stop_board(board_name)  # noqa: F841  (kept alive while the sweep runs)
-    trainable = tune.with_resources(
-        tune.with_parameters(
-            sweep_trial,
-            base=base.override({"train.steps": settings.max_steps}).to_dict(),
-            resources=settings.resources,
-            train_storage=f"{settings.path}/train",
-            stop_board=board_name,
-        ),
-        DRIVER_RESOURCES,
-    )
+    callbacks = sweep_callbacks(settings.path, results, listener)
+    board = start_stop_board(board_name(settings))  # noqa: F841  (kept alive while the sweep runs)
     tuner = tune.Tuner(
-        trainable,
+        make_trainable(settings, base_config),
         tune_config=tune.TuneConfig(
             search_alg=SweepSearcher(settings),
-            scheduler=make_scheduler(settings, board_name),
+            scheduler=make_scheduler(settings, board_name(settings)),
             num_samples=settings.total_trials,
             max_concurrent_trials=max_concurrent,
             reuse_actors=False,  # function trainables cannot be reset in Ray 2.60
@@ -316,24 +396,82 @@ def run_sweep(
         run_config=tune.RunConfig(
             name=settings.name,
             storage_path=settings.storage,
-            callbacks=[callback],
+            callbacks=callbacks,
             verbose=0,
-            failure_config=tune.FailureConfig(max_failures=0),
+            # A trial whose actor or Train controller is lost starts again; its Train run
+            # resumes from its last checkpoint (see trainable.py).
+            failure_config=tune.FailureConfig(max_failures=settings.max_failures),
         ),
     )
-    grid = tuner.fit()
-    if callback.final_statuses:
-        # Interrupted (Ctrl-C): trials were left running or never created.
-        interrupted = len(results.rows) < settings.total_trials or any(
-            row.status in ("running", "pending") for row in results.rows.values()
-        )
-    else:
-        # Ray Client (ray://): Tune ran remotely, with a copy of the callback; rebuild the
-        # rows from the result grid instead.
-        results = results_from_grid(grid, base.to_dict(), settings.max_steps)
-        interrupted = len(grid) < settings.total_trials
-    write_results(settings, results)
+    return fit_and_record(tuner, settings, results, callbacks[0], started)
+
+
+def make_trainable(settings: SweepSettings, base_config: dict):
+    """The Tune trainable of every trial: the same for a new sweep and a resumed one (Tune
+    restores an experiment only with the trainable it was started with)."""
+    from ray import tune
+
+    return tune.with_resources(
+        tune.with_parameters(
+            sweep_trial,
+            base=base_config,
+            resources=settings.resources,
+            train_storage=f"{settings.path}/train",
+            stop_board=board_name(settings),
+            max_failures=settings.max_failures,
+        ),
+        DRIVER_RESOURCES,
+    )
+
+
+def board_name(settings: SweepSettings) -> str:
+    return f"stop-board-{settings.name}"
+
+
+def fit_and_record(tuner, settings: SweepSettings, results: SweepResults, callback: ResultsCallback, started: float) -> SweepOutcome:
+    """Run the (new or restored) experiment; mark the driver running, then finished or
+    interrupted; write the results."""
+    state = "interrupted"
+    write_state(settings.path, "running")
+    try:
+        with sigterm_stops_tune():
+            grid = tuner.fit()
+        if callback.final_statuses:
+            # Interrupted (Ctrl-C, SIGTERM): trials were left running or never created.
+            interrupted = len(results.rows) < settings.total_trials or any(
+                row.status in ("running", "pending") for row in results.rows.values()
+            )
+        else:
+            # Ray Client (ray://): Tune ran remotely, with a copy of the callback; rebuild the
+            # rows from the result grid instead.
+            results = results_from_grid(grid, results.base, settings.max_steps)
+            interrupted = len(grid) < settings.total_trials
+        write_results(settings, results)
+        state = "interrupted" if interrupted else "finished"
+    finally:
+        write_state(settings.path, state)
     return SweepOutcome(settings.path, results, interrupted, time.time() - started)
+
+
+@contextlib.contextmanager
+def sigterm_stops_tune():
+    """SIGTERM (`kill`, a batch scheduler's polite stop) ends the sweep the way Ctrl-C does:
+    Tune saves the experiment one last time and returns. Tune itself listens to SIGINT and
+    SIGUSR1 only, so SIGTERM is passed on as SIGUSR1 while the experiment runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: signal.raise_signal(signal.SIGUSR1))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def quiet_optuna() -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def results_from_grid(grid, base: dict, max_steps: int) -> SweepResults:
@@ -372,6 +510,7 @@ def write_manifest(settings: SweepSettings, base: TrialConfig, fingerprint: str,
     import udatune
 
     manifest = {
+        "format": SWEEP_FORMAT,
         "udatune_version": udatune.__version__,
         "git_revision": git_revision(),
         "ray_version": ray.__version__,
@@ -391,39 +530,33 @@ def write_manifest(settings: SweepSettings, base: TrialConfig, fingerprint: str,
 
 
 def write_results(settings: SweepSettings, results: SweepResults) -> None:
+    save_results(settings.path, results)
+
+
+def save_results(path: str, results: SweepResults, tables: bool = True) -> None:
+    """``trials.json`` (every row, for a resume), and with ``tables`` the ``results.csv`` /
+    ``results.parquet`` tables. Rows that ended are final, so their lines never change."""
+    write_bytes(f"{path}/{TRIALS_FILE}", json.dumps(results.to_state()).encode())
+    if not tables:
+        return
     frame = results.frame()
-    write_bytes(f"{settings.path}/results.csv", frame.to_csv(index=False).encode())
+    write_bytes(f"{path}/results.csv", frame.to_csv(index=False).encode())
     buffer = io.BytesIO()
     frame.to_parquet(buffer, index=False)
-    write_bytes(f"{settings.path}/results.parquet", buffer.getvalue())
+    write_bytes(f"{path}/results.parquet", buffer.getvalue())
 
 
-def write_bytes(uri: str, data: bytes) -> None:
-    """Write a file to a local folder or any filesystem pyarrow understands (s3://, gs://)."""
-    import pyarrow.fs
-
-    filesystem, path = pyarrow.fs.FileSystem.from_uri(uri if "://" in uri else str(Path(uri).resolve()))
-    parent = path.rsplit("/", 1)[0]
-    filesystem.create_dir(parent, recursive=True)
-    with filesystem.open_output_stream(path) as out:
-        out.write(data)
+def load_results(path: str) -> SweepResults | None:
+    """The rows saved by `save_results`, or None when the sweep has none yet."""
+    uri = f"{path}/{TRIALS_FILE}"
+    if kind(uri) != "file":
+        return None
+    return SweepResults.from_state(json.loads(read_bytes(uri)))
 
 
 def exists(sweep_path: str) -> bool:
     """Whether a sweep already lives at this path (its ``sweep.json`` is there)."""
-    import pyarrow.fs
-
-    uri = f"{sweep_path}/sweep.json"
-    filesystem, path = pyarrow.fs.FileSystem.from_uri(uri if "://" in uri else str(Path(uri).resolve()))
-    return filesystem.get_file_info(path).type != pyarrow.fs.FileType.NotFound
-
-
-def read_bytes(uri: str) -> bytes:
-    import pyarrow.fs
-
-    filesystem, path = pyarrow.fs.FileSystem.from_uri(uri if "://" in uri else str(Path(uri).resolve()))
-    with filesystem.open_input_stream(path) as stream:
-        return stream.read()
+    return kind(f"{sweep_path}/sweep.json") != "missing"
 
 
 def git_revision() -> str | None:

@@ -15,6 +15,18 @@ the training runs in the Train workers that `ScalingConfig` reserves. Metrics re
 `train_worker` runs on every Train worker: it calls the same `run_trial` as ``udatune train``,
 with hooks that report each evaluation to Ray Train together with a checkpoint, and resumes from
 Ray Train's latest checkpoint when there is one.
+
+Failures, and what each costs:
+
+* a lost worker or node: Ray Train restarts the worker group from the last checkpoint (its
+  `FailureConfig`); a lost trial actor or Train controller: Tune restarts the trial, whose Train
+  run — named by the trial id — resumes from the same checkpoint (the sweep's `FailureConfig`);
+* a training that cannot go on — the loss diverged (`TrialDiverged`), the data is unusable
+  (`UdatuneError`) — would fail again on every retry, so it is not raised: the workers report
+  it (``failure`` = the reason) and end normally, and the trial is recorded as failed;
+* when a trial's Train run ends, rank 0 writes ``<train storage>/<trial id>/outcome.json``.
+  A trial started again after its run had ended (the driver was killed before Tune saved
+  that the trial had finished) finds it, repeats its last report and ends without training.
 """
 
 from __future__ import annotations
@@ -55,9 +67,15 @@ class StopBoard:
 
 
 def start_stop_board(name: str):
+    """The board, on the driver's node: it lives as long as the sweep, not as long as a worker
+    node that may be lost."""
     import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    return ray.remote(num_cpus=0)(StopBoard).options(name=name, namespace=STOP_BOARD_NAMESPACE).remote()
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    return ray.remote(num_cpus=0)(StopBoard).options(
+        name=name, namespace=STOP_BOARD_NAMESPACE, get_if_exists=True, scheduling_strategy=here
+    ).remote()
 
 
 def stop_board(name: str | None):
@@ -98,8 +116,22 @@ def trial_config(base: dict, config: dict) -> TrialConfig:
     return cfg.override(overrides, source=f"trial {config.get('method', '?')}")
 
 
-def sweep_trial(config: dict, base: dict, resources: TrialResources, train_storage: str, stop_board: str | None = None) -> None:
-    """Tune function trainable: one `TorchTrainer` run for this trial's config."""
+def sweep_trial(
+    config: dict,
+    base: dict,
+    resources: TrialResources,
+    train_storage: str,
+    stop_board: str | None = None,
+    evaluate_test: bool = False,
+    max_failures: int = 0,
+) -> None:
+    """Tune function trainable: one `TorchTrainer` run for this trial's config.
+
+    ``evaluate_test``: also score the test split after the last step and report it to Tune
+    (``test_miou``, ``test_iou/<class>``) — `udatune confirm` does; a search never looks at test.
+    ``max_failures``: restarts of the Train run's workers (from the last checkpoint) after a
+    worker or its node is lost.
+    """
     import ray.train
     import ray.tune
     from ray.train.torch import TorchTrainer
@@ -107,9 +139,18 @@ def sweep_trial(config: dict, base: dict, resources: TrialResources, train_stora
 
     cfg = trial_config(base, config)
     trial_id = ray.tune.get_context().get_trial_id()
+    outcome_file = f"{train_storage}/{trial_id}/{OUTCOME_FILE}"
+    ended = read_outcome(outcome_file)
+    if ended is not None:
+        if ended.get("metrics"):
+            ray.tune.report(ended["metrics"])
+        return
     trainer = TorchTrainer(
         train_worker,
-        train_loop_config={"config": cfg.to_dict(), "trial_id": trial_id, "stop_board": stop_board},
+        train_loop_config={
+            "config": cfg.to_dict(), "trial_id": trial_id, "stop_board": stop_board, "evaluate_test": evaluate_test,
+            "outcome_file": outcome_file,
+        },
         scaling_config=resources.scaling_config(),
         run_config=ray.train.RunConfig(
             # The trial id, not a timestamp: a restarted trial finds its Train run (and its
@@ -118,9 +159,48 @@ def sweep_trial(config: dict, base: dict, resources: TrialResources, train_stora
             storage_path=train_storage,
             callbacks=[TuneReportCallback()],
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
+            failure_config=ray.train.FailureConfig(max_failures=max_failures),
         ),
     )
     trainer.fit()
+
+
+OUTCOME_FILE = "outcome.json"
+
+
+def read_outcome(uri: str) -> dict | None:
+    """How the trial's Train run ended (`write_outcome`), or None while it has not."""
+    import json
+
+    from udatune.tune.storage import kind, read_bytes
+
+    if kind(uri) != "file":
+        return None
+    return json.loads(read_bytes(uri))
+
+
+def write_outcome(uri: str, outcome: str, metrics: dict) -> None:
+    import json
+
+    from udatune.tune.storage import write_bytes
+
+    write_bytes(uri, json.dumps({"outcome": outcome, "metrics": metrics}, default=str).encode())
+
+
+def failure_reason(err: Exception) -> str:
+    """One line: ``diverged: loss became nan by step 40``, or a user error's message."""
+    from udatune.train.step import TrialDiverged
+
+    prefix = "diverged: " if isinstance(err, TrialDiverged) else ""
+    return prefix + " ".join(str(err).split())
+
+
+def final_failures() -> tuple[type[Exception], ...]:
+    """Exceptions that end a trial as failed instead of being retried: they would recur."""
+    from udatune.errors import UdatuneError
+    from udatune.train.step import TrialDiverged
+
+    return (TrialDiverged, UdatuneError)
 
 
 def train_worker(loop_config: dict) -> None:
@@ -134,7 +214,7 @@ def train_worker(loop_config: dict) -> None:
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     cfg = TrialConfig.from_dict(loop_config["config"])
-    updates: dict[str, Any] = {"train.evaluate_test": False}
+    updates: dict[str, Any] = {"train.evaluate_test": bool(loop_config.get("evaluate_test", False))}
     if world > 1:
         # Data parallel: every worker draws different batches (the labeled subset is fixed by
         # data.split_seed, so it is the same on all workers); DDP syncs the gradients.
@@ -146,14 +226,20 @@ def train_worker(loop_config: dict) -> None:
     # DDP across the trial's workers; a single worker trains its model as is.
     wrap_model = ray.train.torch.prepare_model if world > 1 else None
 
-    data = build_data(cfg.data)
     reporter = TrainReporter(rank, world, loop_config.get("trial_id", ""), stop_board(loop_config.get("stop_board")))
     checkpoint = ray.train.get_checkpoint()
+    outcome = "done"
     with checkpoint.as_directory() if checkpoint else contextlib.nullcontext() as resume:
         try:
+            data = build_data(cfg.data)
             run_trial(cfg, data, hooks=reporter, resume=Path(resume) if resume else None, wrap_model=wrap_model)
         except StopRequested:
-            pass  # stopped by the scheduler: end normally so Ray Train releases the workers
+            outcome = "stopped"  # by the scheduler: end normally so Ray Train releases the workers
+        except final_failures() as err:
+            outcome = "failed"
+            reporter.failed(failure_reason(err))
+    if rank == 0 and loop_config.get("outcome_file"):
+        write_outcome(loop_config["outcome_file"], outcome, reporter.last_report)
 
 
 class TrainReporter:
@@ -170,6 +256,8 @@ class TrainReporter:
         self.train_seconds = 0.0
         self.eval_seconds = 0.0
         self.checkpoint_seconds = 0.0
+        self.last_metrics: dict = {}  # the last val report (repeated with the test scores)
+        self.last_report: dict = {}  # whatever was reported last
         self.started = time.time()
         self.mark = time.perf_counter()
 
@@ -183,11 +271,16 @@ class TrainReporter:
             self.check_stop()
             self.mark = time.perf_counter()
             return
+        if record.get("split") == "test":
+            # The end of the run: the test scores, with the last val metrics, no checkpoint.
+            self.report({**self.last_metrics, **scores_on_test(record)})
+            return
         if record.get("split") != "val":
             self.mark = now
             return
         self.eval_seconds += now - self.mark
         metrics = self.metrics(record)
+        self.last_metrics = metrics
         with tempfile.TemporaryDirectory(prefix="udatune-ckpt-") as tmp:
             checkpoint = None
             if self.rank == 0:
@@ -195,8 +288,23 @@ class TrainReporter:
                 save(Path(tmp))
                 self.checkpoint_seconds += time.perf_counter() - tick
                 checkpoint = ray.train.Checkpoint.from_directory(tmp)
-            ray.train.report(metrics, checkpoint=checkpoint)
+            self.report(metrics, checkpoint=checkpoint)
         self.mark = time.perf_counter()
+
+    def report(self, metrics: dict, checkpoint=None) -> None:
+        import ray.train
+
+        ray.train.report(metrics, checkpoint=checkpoint)
+        self.last_report = metrics
+
+    def failed(self, reason: str) -> None:
+        """Report why training cannot go on, with the last evaluation's scores (Tune insists on
+        the searched metric in every report; the row ignores them once it is failed)."""
+        from udatune.tune.results import FAILURE
+
+        last = self.last_metrics
+        self.report({"step": last.get("step", 0), "val_miou": last.get("val_miou", float("nan")),
+                     "best_miou": last.get("best_miou", float("nan")), FAILURE: reason})
 
     def check_stop(self) -> None:
         """Raise `StopRequested` once the scheduler has stopped this trial (all ranks agree:
@@ -205,7 +313,12 @@ class TrainReporter:
             return
         import ray
 
-        stop = bool(ray.get(self.board.should_stop.remote(self.trial_id))) if self.rank == 0 else False
+        stop = False
+        if self.rank == 0:
+            try:
+                stop = bool(ray.get(self.board.should_stop.remote(self.trial_id)))
+            except ray.exceptions.RayActorError:
+                pass  # the board went with the driver's node: nobody stops this trial any more
         if self.world > 1:
             import torch
             import torch.distributed as dist
@@ -228,8 +341,14 @@ class TrainReporter:
             "eval_seconds": self.eval_seconds,
             "checkpoint_seconds": self.checkpoint_seconds,
             "worker_started": self.started,
+            "workers": self.world,  # data-parallel Train workers of this trial
         }
         for key in ("loss", "loss_sup", "loss_unsup", "mask_ratio", "lambda_eff", "lr"):
             if key in train:
                 metrics[key] = train[key]
         return metrics
+
+
+def scores_on_test(record: dict) -> dict:
+    """The test split's scores as Tune sees them: ``test_miou`` and ``test_iou/<class>``."""
+    return {"test_miou": record["miou"], **{f"test_{k}": v for k, v in record.items() if k.startswith("iou/")}}

@@ -1,0 +1,158 @@
+"""`udatune report`, `udatune confirm` and `udatune export-policy`: what a sweep found.
+
+All three read a sweep by name from ``--storage`` (or a sweep folder given as NAME), finished,
+running or interrupted; the library does the work (udatune.reports).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from udatune.cli.app import app
+
+STORAGE_HELP = "Where sweeps are kept: a folder, or a URI (s3://, gs://)."
+
+
+def _load(name: str | None, storage: str):
+    from udatune.reports.load import latest_sweep, load_sweep, resolve_sweep
+
+    folder = storage if "://" in storage else str(Path(storage).expanduser().resolve())
+    return load_sweep(resolve_sweep(name, folder) if name else latest_sweep(folder))
+
+
+@app.command()
+def report(
+    name: Optional[str] = typer.Argument(None, help="Sweep name (as given to `udatune search --name`) or a sweep folder; default: the newest sweep in --storage."),
+    storage: str = typer.Option("runs/sweeps", help=STORAGE_HELP),
+    html: Optional[Path] = typer.Option(None, "--html", help="Also write the report as one self-contained HTML file (plots embedded)."),
+    csv: Optional[Path] = typer.Option(None, "--csv", help="Export the per-trial table as CSV."),
+    parquet: Optional[Path] = typer.Option(None, "--parquet", help="Export the per-trial table as Parquet."),
+    predictions: int = typer.Option(4, help="Sample-prediction rows in the HTML report (0: none; loads two checkpoints)."),
+    screenshot: Optional[Path] = typer.Option(None, "--screenshot", help="Also save a PNG of the HTML report (needs --html and a system Chromium)."),
+) -> None:
+    """Which method and policy lifted mIoU, by how much, and whether it is real."""
+    from udatune.errors import ConfigError
+    from udatune.reports.report import build_report
+    from udatune.reports.terminal import print_report
+
+    if screenshot is not None and html is None:
+        raise ConfigError("--screenshot needs --html: it is a picture of the HTML report.")
+    console = Console()
+    result = build_report(_load(name, storage))
+    print_report(result, console)
+    trials = result.sweep.trials
+    for path, write in ((csv, lambda p: trials.to_csv(p, index=False)), (parquet, lambda p: trials.to_parquet(p, index=False))):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write(path)
+            console.print(f"trials: {path}")
+    if html is not None:
+        from udatune.reports.html import build_html
+
+        html.parent.mkdir(parents=True, exist_ok=True)
+        html.write_text(build_html(result, predictions=predictions), encoding="utf-8")
+        console.print(f"HTML report: {html}")
+    if screenshot is not None:
+        from udatune.reports.browser import screenshot as take_screenshot
+
+        console.print(f"screenshot: {take_screenshot(html, screenshot)}")
+
+
+@app.command()
+def confirm(
+    name: str = typer.Argument(..., help="Sweep name or folder."),
+    top: int = typer.Option(3, help="How many of the best distinct configurations to re-run."),
+    seeds: str = typer.Option(",".join(map(str, (100, 101, 102))), help="Fresh training seeds, comma-separated (none the search used)."),
+    storage: str = typer.Option("runs/sweeps", help=STORAGE_HELP),
+    force: bool = typer.Option(False, "--force", help="Replace an earlier confirmation of this sweep."),
+    max_concurrent: int = typer.Option(0, help="Trials at once; 0 = as many as fit, plus one queued."),
+    workers_per_trial: int = typer.Option(1, help="Ray Train workers per trial."),
+    cpus_per_trial: float = typer.Option(1.0, help="CPUs per Train worker."),
+    gpus_per_trial: float = typer.Option(0.0, help="GPUs per Train worker (fractions allowed)."),
+    address: Optional[str] = typer.Option(None, help="Ray cluster: auto, host:port or ray://host:port. Unset: RAY_ADDRESS, else a private local Ray."),
+    num_cpus: Optional[int] = typer.Option(None, help="CPUs of the local Ray (default: all cores)."),
+) -> None:
+    """Re-run the top configurations and the baseline with fresh seeds; score them on the test split."""
+    from udatune.cli.search_command import SweepView
+    from udatune.config import TrialConfig
+    from udatune.data.registry import build_data
+    from udatune.errors import ConfigError
+    from udatune.reports import confirm as confirming
+    from udatune.reports.report import build_report
+    from udatune.reports.terminal import confirmed_table
+    from udatune.tune.cluster import check_reachable, ray_cluster, redirect_output, resolve_address
+    from udatune.tune.trainable import TrialResources
+
+    try:
+        seed_list = tuple(int(s) for s in seeds.split(",") if s.strip())
+    except ValueError:
+        raise ConfigError(f"--seeds {seeds!r} must be comma-separated integers, e.g. 100,101,102.") from None
+    sweep = _load(name, storage)
+    settings = confirming.ConfirmSettings(top, seed_list, TrialResources(workers_per_trial, cpus_per_trial, gpus_per_trial), max_concurrent)
+    settings.check(sweep)
+    if confirming.exists(sweep) and not force:
+        raise ConfigError(f"Sweep {sweep.name!r} was confirmed before ({confirming.confirm_path(sweep)}); `udatune report {sweep.name}` shows it, or pass --force to run it again.")
+    candidates = confirming.rank_candidates(sweep, top)
+    if not candidates:
+        raise ConfigError(f"Sweep {sweep.name!r} has no UDA trial with a result yet; nothing to confirm.")
+    target = resolve_address(address)
+    if target is not None:
+        check_reachable(target)
+    data = build_data(TrialConfig.from_dict(sweep.base_config, source=f"{sweep.path}/sweep.json").data)
+    if sweep.manifest.get("data_fingerprint") not in (None, data.fingerprint()):
+        raise ConfigError(f"The data of sweep {sweep.name!r} has changed since it ran (fingerprint {data.fingerprint()}, "
+                          f"was {sweep.manifest['data_fingerprint']}); confirmation on other data would not confirm anything.")
+    if force and confirming.exists(sweep):
+        confirming.remove(sweep)
+
+    console = Console()
+    console.print(f"[bold]udatune confirm[/] {sweep.name}: {len(candidates)} configurations + supervised × seeds "
+                  f"{','.join(map(str, seed_list))} = {(len(candidates) + 1) * len(seed_list)} trials, {sweep.max_steps} steps each, test split at the end")
+    for c in candidates:
+        console.print(f"  {c.name}: {c.method} trial {c.source_trial} (score {c.score:+.4f})")
+    log_file = Path(confirming.confirm_path(sweep)) / "ray.log" if "://" not in sweep.path else Path("runs/logs") / f"{sweep.name}.confirm.ray.log"
+    console.print(f"Ray's output: {log_file}")
+    progress = _Progress(total_trials=(len(candidates) + 1) * len(seed_list), max_steps=sweep.max_steps)
+    with redirect_output(log_file) as display:
+        view = SweepView(progress, Console(file=display))
+        with ray_cluster(address, num_cpus=num_cpus) as cluster:
+            view.cluster = cluster
+            with view.live():
+                outcome = confirming.run_confirm(sweep, candidates, settings, cluster, listener=view.update)
+    result = build_report(_load(name, storage))
+    if result.confirmed:
+        console.print(confirmed_table(result))
+    console.print(f"results: {outcome.path}/results.csv  ({outcome.seconds:.0f} s); the report shows them: udatune report {sweep.name}")
+    if outcome.interrupted:
+        console.print("[yellow]Interrupted[/]: some re-runs did not finish; the report uses those that did.")
+
+
+class _Progress:
+    """What the live sweep view needs to know about the run."""
+
+    def __init__(self, total_trials: int, max_steps: int) -> None:
+        self.total_trials, self.max_steps = total_trials, max_steps
+
+
+@app.command("export-policy")
+def export_policy(
+    name: str = typer.Argument(..., help="Sweep name or folder."),
+    storage: str = typer.Option("runs/sweeps", help=STORAGE_HELP),
+    out: Optional[Path] = typer.Option(None, help="Output folder (default: runs/policies/NAME)."),
+) -> None:
+    """Write the best policy (JSON, albumentations pipeline) and its UDA settings for reuse."""
+    from udatune.reports.export import export_policy as write_files
+    from udatune.reports.report import build_report
+
+    result = build_report(_load(name, storage))
+    exported = write_files(result, out or Path("runs/policies") / result.sweep.name)
+    choice = exported.choice
+    console = Console()
+    console.print(f"[bold]{choice.method}[/] trial {choice.trial_id}: {choice.evidence}")
+    for file in exported.paths.values():
+        console.print(f"  {file}")
+    console.print("[dim]In your code: pipeline = albumentations.load(path); strong = pipeline(image=image)['image'][/]")

@@ -1,0 +1,218 @@
+"""The numbers a report stands on: paired gains, their 95% intervals, and per-method summaries.
+
+Every gain is paired: a trial's mIoU minus the supervised baseline's at the same seed (same
+labeled subset) and the same step. Seeds are the unit of replication, so an interval is taken
+*across seeds*: per seed one gain, then the mean and a Student-t 95% interval of those. With one
+seed there is nothing to estimate a spread from, and the report says so ("n/a (1 seed)")
+instead of drawing a fake interval.
+
+For a searched method the per-seed gain is the best trial found at that seed — the number a
+search promises, and an optimistic one (the winner of a noisy race on the validation split).
+`udatune confirm` re-runs the winners with fresh seeds and scores them on the test split;
+`confirmed_gains` turns that into gains that can be trusted.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from udatune.tune.results import DEFAULT_UDA, SUPERVISED
+
+# Student t, 97.5% quantile (two-sided 95%), by degrees of freedom; beyond 30 the Cornish-Fisher
+# expansion around the normal quantile (two terms) is within 0.01%.
+_T975 = (
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+)
+FINISHED = ("done", "stopped")
+
+
+def t_quantile(df: int) -> float:
+    """The 97.5% quantile of Student's t with ``df`` degrees of freedom."""
+    if df < 1:
+        raise ValueError(f"degrees of freedom must be ≥ 1, got {df}")
+    if df <= len(_T975):
+        return _T975[df - 1]
+    z = 1.959964
+    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A mean over ``n`` seeds with its 95% interval (``low``/``high`` NaN when n < 2)."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+
+    @property
+    def has_interval(self) -> bool:
+        return self.n >= 2 and not math.isnan(self.low)
+
+    @property
+    def excludes_zero(self) -> bool:
+        """Whether the interval lies entirely on one side of zero."""
+        return self.has_interval and (self.low > 0 or self.high < 0)
+
+    def describe(self, digits: int = 3) -> str:
+        if self.n == 0 or math.isnan(self.mean):
+            return "—"
+        mean = f"{self.mean:+.{digits}f}"
+        if not self.has_interval:
+            return f"{mean} (n/a, 1 seed)"
+        return f"{mean} [{self.low:+.{digits}f}, {self.high:+.{digits}f}]"
+
+
+def mean_interval(values) -> Interval:
+    """Mean and Student-t 95% interval of the finite values (one per seed)."""
+    clean = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    n = len(clean)
+    if n == 0:
+        return Interval(math.nan, math.nan, math.nan, 0)
+    mean = sum(clean) / n
+    if n == 1:
+        return Interval(mean, math.nan, math.nan, 1)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in clean) / (n - 1))
+    half = t_quantile(n - 1) * sd / math.sqrt(n)
+    return Interval(mean, mean - half, mean + half, n)
+
+
+# --- per-method summaries ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MethodSummary:
+    """One line of the report's method table."""
+
+    method: str
+    searcher: str  # "baseline", "optuna (TPE)", "random", ...
+    trials: int  # trials with at least one evaluation
+    finished: int  # of those, trials that ended (done or stopped early)
+    steps: int  # steps trained in total
+    compute_seconds: float  # worker busy time × reserved devices (see `compute_seconds`)
+    best_miou: float  # best final val mIoU of the method's trials
+    median_miou: float
+    gain: Interval  # paired val gain over supervised, per seed the method's best trial
+    best: dict | None  # the best trial's row (policy, λ, τ, T, ...)
+
+
+SEARCHER_NAMES = {"optuna": "Optuna TPE", "random": "random"}
+
+
+def compute_seconds(trials: pd.DataFrame, resources: dict) -> pd.Series:
+    """Device-seconds per trial: the worker's busy time (training, evaluation, checkpoints)
+    times the devices it reserved — GPUs when the trial had any, else CPUs, per worker."""
+    busy = trials[["train_seconds", "eval_seconds", "checkpoint_seconds"]].fillna(0.0).sum(axis=1)
+    per_worker = float(resources.get("gpus") or 0.0) or float(resources.get("cpus") or 1.0)
+    return busy * int(resources.get("workers") or 1) * per_worker
+
+
+def compute_unit(resources: dict) -> str:
+    return "GPU" if float(resources.get("gpus") or 0.0) > 0 else "CPU"
+
+
+def method_order(trials: pd.DataFrame, space_methods: list[str]) -> list[str]:
+    """Baselines first, then the searched methods in the sweep's order, then anything else."""
+    present = list(dict.fromkeys(trials["method"]))
+    ordered = [m for m in (SUPERVISED, DEFAULT_UDA, *space_methods) if m in present]
+    return ordered + [m for m in present if m not in ordered]
+
+
+def score_column(trials: pd.DataFrame) -> str:
+    """Rank by paired gain where the sweep has baselines, else by val mIoU."""
+    return "gain" if trials["gain"].notna().any() else "val_miou"
+
+
+def best_row(group: pd.DataFrame, column: str) -> dict | None:
+    scored = group.dropna(subset=[column])
+    if scored.empty:
+        return None
+    return scored.loc[scored[column].idxmax()].to_dict()
+
+
+def seed_gains(group: pd.DataFrame) -> pd.Series:
+    """Per seed, the best paired gain among the method's trials at that seed."""
+    scored = group.dropna(subset=["gain"])
+    return scored.groupby("seed")["gain"].max()
+
+
+def summarise_methods(trials: pd.DataFrame, resources: dict, space_methods: list[str], searchers: dict[str, str]) -> list[MethodSummary]:
+    trials = trials.assign(compute=compute_seconds(trials, resources))
+    summaries = []
+    for method in method_order(trials, space_methods):
+        group = trials[trials["method"] == method]
+        evaluated = group.dropna(subset=["val_miou"])
+        baseline = method in (SUPERVISED, DEFAULT_UDA)
+        column = "val_miou" if method == SUPERVISED else score_column(trials)
+        summaries.append(MethodSummary(
+            method=method,
+            searcher="baseline" if baseline else SEARCHER_NAMES.get(searchers.get(method, ""), searchers.get(method, "") or "?"),
+            trials=len(evaluated),
+            finished=int(evaluated["status"].isin(FINISHED).sum()),
+            steps=int(group["step"].fillna(0).sum()),
+            compute_seconds=float(group["compute"].sum()),
+            best_miou=float(evaluated["val_miou"].max()) if len(evaluated) else math.nan,
+            median_miou=float(evaluated["val_miou"].median()) if len(evaluated) else math.nan,
+            gain=Interval(math.nan, math.nan, math.nan, 0) if method == SUPERVISED else mean_interval(seed_gains(group)),
+            best=best_row(evaluated, column),
+        ))
+    return summaries
+
+
+def best_so_far(group: pd.DataFrame, x: str | None = None) -> list[tuple[float, float]]:
+    """(x, best val mIoU so far) over the method's trials in the order they were created; x is
+    the trial count, or the running sum of column ``x`` (e.g. compute)."""
+    ordered = group.dropna(subset=["val_miou"])
+    points, best, total = [], -math.inf, 0.0
+    for count, (_, row) in enumerate(ordered.iterrows(), start=1):
+        total += float(row[x]) if x else 1.0
+        best = max(best, float(row["val_miou"]))
+        points.append((total if x else float(count), best))
+    return points
+
+
+# --- confirmed gains (udatune confirm) ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConfirmedGain:
+    """A re-run configuration: its gain over supervised on fresh seeds, on held-out data."""
+
+    candidate: str  # "c1", "c2", ... in the order the search ranked them
+    method: str
+    source_trial: str
+    split: str  # "test", or "val" when the dataset has no test split
+    gain: Interval
+    score: Interval  # its own mIoU on that split
+    row: dict  # policy, λ, τ, T of the configuration
+
+    @property
+    def confirmed(self) -> bool:
+        """A gain whose 95% interval across the fresh seeds lies above zero."""
+        return self.gain.excludes_zero and self.gain.mean > 0
+
+
+def confirmed_gains(confirm: pd.DataFrame) -> list[ConfirmedGain]:
+    """Per re-run configuration, paired gains over the re-run supervised baseline per seed."""
+    finished = confirm[confirm["status"].isin(FINISHED)]
+    baseline = finished[finished["method"] == SUPERVISED].set_index("seed")["score"]
+    out = []
+    for candidate, group in finished[finished["method"] != SUPERVISED].groupby("candidate", sort=False):
+        paired = group[group["seed"].isin(baseline.index)]
+        gains = paired["score"].to_numpy() - baseline.loc[paired["seed"]].to_numpy()
+        first = group.iloc[0].to_dict()
+        out.append(ConfirmedGain(
+            candidate=str(candidate), method=str(first["method"]), source_trial=str(first["source_trial"]),
+            split=str(first["split"]), gain=mean_interval(gains), score=mean_interval(group["score"]), row=first,
+        ))
+    return sorted(out, key=lambda c: _candidate_number(c.candidate))
+
+
+def _candidate_number(candidate: str) -> int:
+    digits = "".join(ch for ch in candidate if ch.isdigit())
+    return int(digits) if digits else 0

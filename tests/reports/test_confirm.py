@@ -1,0 +1,43 @@
+"""What `udatune confirm` re-runs: the top distinct configurations plus the baseline, on fresh seeds."""
+
+import pytest
+
+from udatune.errors import ConfigError
+from udatune.reports.confirm import ConfigQueue, ConfirmSettings, confirm_plan, rank_candidates
+from udatune.reports.load import load_sweep
+
+
+def test_candidates_are_distinct_and_full_budget_trials_come_first(sweep_writer):
+    sweep = load_sweep(str(sweep_writer.finished()))
+    ranked = rank_candidates(sweep, 20)
+    trials = [c.source_trial for c in ranked]
+    assert trials[0] == "aa4" and ranked[0].score == pytest.approx(0.06) and ranked[0].name == "c1"
+    assert sum(c.method == "uda-default" for c in ranked) == 1  # three trials, one configuration
+    assert trials[-1] == "aa5"  # stopped early: after every trial that ran its full budget
+    assert "ta0" not in trials and not any(c.method == "supervised" for c in ranked) and len(ranked) == 8
+    assert ranked[0].overrides["uda.policy"].startswith("autoaugment:") and ranked[0].overrides["uda.lambda_u"] == 0.8
+    assert [c.source_trial for c in rank_candidates(sweep, 2)] == trials[:2]
+
+
+def test_the_plan_pairs_every_candidate_with_a_baseline_per_seed(sweep_writer):
+    candidates = rank_candidates(load_sweep(str(sweep_writer.finished())), 2)
+    plan = confirm_plan(candidates, (100, 101))
+    assert [(p["seed"], p["candidate"]) for p in plan] == [
+        (100, "baseline"), (100, "c1"), (100, "c2"), (101, "baseline"), (101, "c1"), (101, "c2")]
+    assert [p["index"] for p in plan] == list(range(6))
+    assert plan[0]["overrides"] == {"uda.mode": "supervised"} and plan[1]["source_trial"] == "aa4"
+
+    queue = ConfigQueue(plan)
+    handed = [queue.suggest(f"t{i}") for i in range(7)]
+    assert handed[:6] == plan and handed[6] == ConfigQueue.FINISHED
+
+
+@pytest.mark.parametrize("settings, needle", [
+    (ConfirmSettings(top=0), "--top"),
+    (ConfirmSettings(seeds=(1, 100)), "seed 1 was used by the search"),
+    (ConfirmSettings(seeds=(100, 100)), "repeats"),
+    (ConfirmSettings(seeds=()), "at least one seed"),
+])
+def test_bad_settings_are_rejected(sweep_writer, settings, needle):
+    with pytest.raises(ConfigError, match=needle):
+        settings.check(load_sweep(str(sweep_writer.finished())))

@@ -1,0 +1,226 @@
+"""Resume a sweep: find it, check that it can be resumed, and carry on where it stopped.
+
+`prepare_resume` does every check before anything starts or is written — the name or folder
+exists and holds a sweep, written in a format (and with a Ray) this udatune restores, and no
+driver is running it still. `resume_sweep` then restores the experiment with
+``Tuner.restore`` — Tune brings back its trials and the searcher's state, so the sweep ends with
+exactly the trials it asked for — resuming unfinished trials and those that errored (a crash,
+a lost node). Each resumed trial's Ray Train run, named by the trial id, continues from its last
+checkpoint; a trial whose run had already ended is not trained again (see trainable.py). The
+rows of the trials that ended are taken over from ``trials.json`` unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import PurePosixPath
+from typing import Callable
+
+from udatune.config import TrialConfig
+from udatune.errors import ConfigError, UdatuneError
+from udatune.tune.driver_state import DriverState, effective_state, read_state
+from udatune.tune.results import SweepResults
+from udatune.tune.space import Param, PolicySpace, SearchSpace
+from udatune.tune.storage import absolute, kind, read_bytes, subfolders
+from udatune.tune.sweep import (
+    SWEEP_FORMAT,
+    SweepOutcome,
+    SweepSettings,
+    board_name,
+    fit_and_record,
+    load_results,
+    make_trainable,
+    quiet_optuna,
+    sweep_callbacks,
+)
+from udatune.tune.trainable import TrialResources, start_stop_board
+
+
+@dataclass(frozen=True)
+class ResumePlan:
+    """A sweep that passed every check, ready to resume."""
+
+    path: str
+    manifest: dict
+    settings: SweepSettings
+    base: TrialConfig  # the trials' base config (steps = the sweep's budget)
+    state: str  # interrupted | finished | unknown (see driver_state.effective_state)
+    errored: int  # trials that ended with an error (resumed too)
+
+    @property
+    def nothing_to_do(self) -> bool:
+        return self.state == "finished" and self.errored == 0
+
+
+# --- finding it ------------------------------------------------------------------------------------
+
+
+def locate(target: str, storage: str) -> str:
+    """The folder of the sweep ``target`` names: a folder, or a name inside ``storage``."""
+    storage = absolute(storage).rstrip("/")
+    as_path = "/" in target or "://" in target or target.startswith(("~", "."))
+    path = absolute(target).rstrip("/") if as_path else f"{storage}/{target}"
+    if not as_path and kind(path) == "missing" and kind(absolute(target)) == "dir":
+        path = absolute(target)  # a folder in the working directory
+    found = kind(path)
+    if found == "missing" and as_path:
+        raise ConfigError(f"{target}: no such folder. Pass a sweep's folder (<storage>/<name>) or its name; `udatune ls` lists the sweeps in a storage.")
+    if found == "missing":
+        names = sweep_names(storage)
+        there = f"the sweeps there are {', '.join(names)}" if names else "there are no sweeps there"
+        raise ConfigError(
+            f"No sweep named {target!r} in {storage}; {there}. Pass a sweep's name (and --storage where it lives) "
+            "or its folder; `udatune ls --storage STORAGE` lists them."
+        )
+    if found != "dir":
+        raise ConfigError(f"{target} is a file, not a sweep folder; pass the folder `udatune search` created (<storage>/<name>).")
+    if kind(f"{path}/sweep.json") != "file":
+        raise ConfigError(
+            f"{path} is not a udatune sweep: it has no sweep.json. Pass the folder `udatune search` created "
+            "(<storage>/<name>); `udatune ls --storage STORAGE` lists the sweeps in a storage."
+        )
+    return path
+
+
+def sweep_names(storage: str) -> list[str]:
+    return [name for name in subfolders(storage) if kind(f"{storage}/{name}/sweep.json") == "file"]
+
+
+# --- checking it -----------------------------------------------------------------------------------
+
+
+def read_manifest(path: str) -> dict:
+    try:
+        manifest = json.loads(read_bytes(f"{path}/sweep.json"))
+    except (ValueError, OSError) as err:
+        raise ConfigError(f"{path}/sweep.json cannot be read ({err}); the sweep folder is damaged and cannot be resumed.") from None
+    if not isinstance(manifest, dict):
+        raise ConfigError(f"{path}/sweep.json is not a sweep manifest; the sweep folder is damaged and cannot be resumed.")
+    return manifest
+
+
+def check_compatible(path: str, manifest: dict) -> None:
+    """The sweep's format, and the Ray that wrote Tune's state, must be ours."""
+    import udatune
+
+    written = manifest.get("format")
+    version = manifest.get("udatune_version", "unknown")
+    if written != SWEEP_FORMAT:
+        raise ConfigError(
+            f"Sweep {path} was written by udatune {version} (sweep format {written if written is not None else 'none'}); "
+            f"this udatune {udatune.__version__} resumes sweep format {SWEEP_FORMAT} only. Resume it with udatune {version}, "
+            "or start a new sweep with `udatune search`."
+        )
+    ray_then, ray_now = str(manifest.get("ray_version", "")), metadata.version("ray")
+    if ray_then.split(".")[:2] != ray_now.split(".")[:2]:
+        raise ConfigError(
+            f"Sweep {path} was run with Ray {ray_then or 'unknown'}; this is Ray {ray_now}, and Tune restores an experiment "
+            f"only with the Ray version that saved it. Install ray=={ray_then} to resume it, or start a new sweep."
+        )
+    if kind(f"{path}/tuner.pkl") != "file":
+        raise ConfigError(
+            f"Sweep {path} has no Tune experiment (tuner.pkl): its driver stopped before the first trial was created. "
+            "There is nothing to resume; start it again with `udatune search`."
+        )
+
+
+def check_not_running(path: str, state: DriverState | None) -> None:
+    if effective_state(state) == "running":
+        raise ConfigError(
+            f"Sweep {path} is still running ({state.where}); two drivers would run its trials twice. "
+            "Stop that driver first (Ctrl-C, or SIGTERM), or wait for it to finish."
+        )
+
+
+def settings_from_manifest(path: str, manifest: dict) -> SweepSettings:
+    """The sweep's settings as written at its start (its name and storage taken from where it
+    lies now: a sweep folder may have been moved)."""
+    try:
+        raw = dict(manifest["settings"])
+        raw.pop("max_concurrent_resolved", None)
+        spaces = tuple(space_from_dict(s["space"]) for s in raw.pop("spaces"))
+        where = PurePosixPath(path) if "://" not in path else None
+        raw.update(
+            name=where.name if where else path.rstrip("/").rsplit("/", 1)[1],
+            storage=str(where.parent) if where else path.rstrip("/").rsplit("/", 1)[0],
+            seeds=tuple(raw["seeds"]),
+            resources=TrialResources(**raw["resources"]),
+        )
+        return SweepSettings(spaces=spaces, **raw)
+    except (KeyError, TypeError, ValueError, IndexError) as err:
+        raise ConfigError(f"{path}/sweep.json does not describe a sweep this udatune can resume ({type(err).__name__}: {err}).") from None
+
+
+def space_from_dict(raw: dict) -> SearchSpace:
+    """A `SearchSpace` back from the manifest (its `asdict` form)."""
+
+    def param(value: dict) -> Param:
+        return Param(**{**value, "choices": tuple(value.get("choices", ()))})
+
+    policy = dict(raw["policy"])
+    for key in ("probability", "magnitude", "n", "m"):
+        policy[key] = param(policy[key])
+    policy["ops"] = tuple(policy["ops"])
+    params = {name: param(value) for name, value in raw["params"].items()}
+    return SearchSpace(**{**raw, "policy": PolicySpace(**policy), "params": params})
+
+
+def prepare_resume(target: str, storage: str) -> ResumePlan:
+    """Every check `udatune resume` makes before it starts anything; raises a `UdatuneError`."""
+    path = locate(target, storage)
+    manifest = read_manifest(path)
+    check_compatible(path, manifest)
+    state = read_state(path)
+    check_not_running(path, state)
+    settings = settings_from_manifest(path, manifest)
+    try:
+        base = TrialConfig.from_dict(manifest["base_config"], source=f"{path}/sweep.json")
+    except (KeyError, UdatuneError) as err:
+        raise ConfigError(f"{path}/sweep.json has no usable base config ({err}); the sweep cannot be resumed.") from None
+    try:
+        previous = load_results(path)
+    except (ValueError, TypeError, KeyError) as err:
+        raise ConfigError(f"{path}/trials.json cannot be read ({type(err).__name__}: {err}); the sweep folder is damaged and cannot be resumed.") from None
+    errored = sum(row.status == "error" for row in previous.rows.values()) if previous else 0
+    return ResumePlan(path, manifest, settings, base, effective_state(state), errored)
+
+
+# --- running it ------------------------------------------------------------------------------------
+
+
+def resume_sweep(plan: ResumePlan, cluster, listener: Callable[[SweepResults], None] | None = None) -> SweepOutcome:
+    """Restore the experiment on a connected cluster and run it to the end (or the next stop)."""
+    from ray import tune
+
+    quiet_optuna()
+    started = time.time()
+    settings = plan.settings
+    results = load_results(plan.path) or SweepResults(plan.base.to_dict(), settings.max_steps)
+    callbacks = sweep_callbacks(plan.path, results, listener)
+    board = start_stop_board(board_name(settings))  # noqa: F841  (kept alive while the sweep runs)
+    tuner = tune.Tuner.restore(
+        plan.path,
+        make_trainable(settings, plan.base.to_dict()),
+        resume_unfinished=True,
+        resume_errored=True,
+    )
+    use_callbacks(tuner, callbacks)
+    if listener is not None:
+        listener(results)
+    return fit_and_record(tuner, settings, results, callbacks[0], started)
+
+
+def use_callbacks(tuner, callbacks: list) -> None:
+    """Give a restored experiment this driver's callbacks.
+
+    ``Tuner.restore`` takes no `RunConfig`: it unpickles the one saved when the sweep started,
+    whose callbacks hold that driver's (empty) rows and no display. Replace them with ours, which
+    hold the rows saved so far and this terminal's live table. Under Ray Client (ray://) the
+    tuner runs remotely; it keeps the saved callbacks and the rows come from the result grid.
+    """
+    local = getattr(tuner, "_local_tuner", None)
+    if local is not None:
+        local.get_run_config().callbacks = callbacks
