@@ -46,6 +46,14 @@ class Processes:
             except ProcessLookupError:
                 pass
 
+    def kill_leftovers(self) -> None:
+        """SIGKILL every process that names this test's Ray folder: what a killed driver's Ray
+        left running (its workers may still write a checkpoint for a few seconds)."""
+        marker = str(self.ray_tmp)
+        for pid in all_pids():
+            if pid != os.getpid() and marker in cmdline(pid):
+                self.kill_tree(pid)
+
     def cleanup(self) -> None:
         for process in self.started:
             self.kill_tree(process.pid)
@@ -53,10 +61,7 @@ class Processes:
                 os.killpg(process.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
-        marker = str(self.ray_tmp)
-        for pid in all_pids():
-            if marker in cmdline(pid):
-                self.kill_tree(pid)
+        self.kill_leftovers()
         for process in self.started:
             try:
                 process.wait(timeout=10)
