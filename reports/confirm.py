@@ -15,18 +15,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import pickle
 import time
 from dataclasses import asdict, dataclass
 from typing import Callable
-
-from ray.tune.search import Searcher
 
 from udatune.errors import ConfigError
 from udatune.reports.load import CONFIRM_FOLDER, ENDED, Sweep, load_confirm
 from udatune.reports.stats import score_column
 from udatune.tune.results import SUPERVISED, SweepResults
 from udatune.tune.sample import METRIC, MODE
+from udatune.tune.sweep import PickledSearcher
 from udatune.tune.trainable import TrialResources
 
 DEFAULT_SEEDS = (100, 101, 102)
@@ -102,7 +100,7 @@ def confirm_plan(candidates: list[Candidate], seeds: tuple[int, ...]) -> list[di
     return [{**config, "index": i} for i, config in enumerate(plan)]
 
 
-class ConfigQueue(Searcher):
+class ConfigQueue(PickledSearcher):
     """Hands out a fixed list of trial configs, in order (Tune's search algorithm interface)."""
 
     def __init__(self, configs: list[dict]) -> None:
@@ -121,14 +119,6 @@ class ConfigQueue(Searcher):
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         pass
-
-    def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as file:
-            pickle.dump(self.__dict__, file)
-
-    def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as file:
-            self.__dict__.update(pickle.load(file))
 
 
 @dataclass
@@ -152,9 +142,9 @@ def exists(sweep: Sweep) -> bool:
 
 def remove(sweep: Sweep) -> None:
     """Delete an earlier confirmation (``--force``)."""
-    from udatune.reports.load import _filesystem
+    from udatune.tune.storage import filesystem_and_path
 
-    filesystem, path = _filesystem(confirm_path(sweep))
+    filesystem, path = filesystem_and_path(confirm_path(sweep))
     filesystem.delete_dir(path)
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from udatune.errors import ConfigError
 from udatune.tune.results import ENDED, SweepResults  # noqa: F401  (ENDED: a row that will not change any more)
+from udatune.tune.storage import filesystem_and_path, read_bytes
 TUNE_STATUS = {  # Tune's trial status -> ours (TERMINATED is done or stopped: decided by step)
     "RUNNING": "running",
     "PENDING": "pending",
@@ -225,19 +226,6 @@ def rebuild(files: dict[str, TrialFiles], base: dict, max_steps: int, statuses: 
 # --- files (local or any pyarrow filesystem) --------------------------------------------------------
 
 
-def _filesystem(uri: str):
-    import pyarrow.fs
-
-    return pyarrow.fs.FileSystem.from_uri(uri if "://" in uri else str(Path(uri).resolve()))
-
-
-def read_bytes(uri: str) -> bytes:
-    """A file's bytes, local or remote (as `udatune.tune.sweep.read_bytes`, without importing Ray)."""
-    filesystem, path = _filesystem(uri)
-    with filesystem.open_input_stream(path) as stream:
-        return stream.read()
-
-
 def _dir_type():
     import pyarrow.fs
 
@@ -248,7 +236,7 @@ def _list(uri: str) -> list:
     import pyarrow.fs
 
     try:
-        filesystem, path = _filesystem(uri)
+        filesystem, path = filesystem_and_path(uri)
         return filesystem.get_file_info(pyarrow.fs.FileSelector(path, allow_not_found=True))
     except (OSError, ValueError):
         return []
@@ -257,7 +245,7 @@ def _list(uri: str) -> list:
 def _info(uri: str):
     import pyarrow.fs
 
-    filesystem, path = _filesystem(uri)
+    filesystem, path = filesystem_and_path(uri)
     info = filesystem.get_file_info(path)
     return None if info.type == pyarrow.fs.FileType.NotFound else info
 

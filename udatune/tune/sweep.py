@@ -128,7 +128,20 @@ def method_order(settings: SweepSettings) -> list[tuple[str, int]]:
 # --- the searcher: baselines first, then the methods, each through its own OptunaSearch -----------
 
 
-class SweepSearcher(Searcher):
+class PickledSearcher(Searcher):
+    """A searcher whose whole state is its attributes: Tune saves it with the experiment (and
+    `Tuner.restore` brings it back) by pickling them."""
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as file:
+            pickle.dump(self.__dict__, file)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as file:
+            self.__dict__.update(pickle.load(file))
+
+
+class SweepSearcher(PickledSearcher):
     """Dispatches trials to per-method searchers; baselines are fixed configs handed out first."""
 
     def __init__(self, settings: SweepSettings) -> None:
@@ -169,13 +182,6 @@ class SweepSearcher(Searcher):
                 result, error = None, True  # failed (diverged), or ended before its first evaluation
             self.searchers[self.owner[trial_id]].on_trial_complete(trial_id, result=result, error=error)
 
-    def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as file:
-            pickle.dump(self.__dict__, file)
-
-    def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as file:
-            self.__dict__.update(pickle.load(file))
 
 
 def make_scheduler(settings: SweepSettings, board_name: str | None = None):
