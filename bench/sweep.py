@@ -57,21 +57,25 @@ def method_table(frame: pd.DataFrame) -> str:
 def usage_table(frame: pd.DataFrame, wall: float, slots: float, launched: float) -> str:
     usage = sweep_usage(frame, wall, slots)
     first_start = float(frame["started_at"].min()) - launched
-    lines = [
-        "| reserved time goes to | slot-seconds | share |",
-        "|---|---|---|",
-        f"| training steps (batches included) | {usage.train_seconds:.0f} | **{usage.training_share:.1%}** |",
-        f"| evaluation | {usage.eval_seconds:.0f} | {usage.eval_seconds / usage.reserved_seconds:.1%} |",
-        f"| checkpoints | {usage.checkpoint_seconds:.0f} | {usage.checkpoint_seconds / usage.reserved_seconds:.1%} |",
-        f"| everything else (Ray and trial start-up/tear-down, idle slots) | "
-        f"{usage.reserved_seconds - usage.train_seconds - usage.eval_seconds - usage.checkpoint_seconds:.0f} | "
-        f"{1 - usage.training_share - (usage.eval_seconds + usage.checkpoint_seconds) / usage.reserved_seconds:.1%} |",
-        f"| **reserved** ({slots:g} slots × {wall:.0f} s wall) | {usage.reserved_seconds:.0f} | 100% |",
+    rows = [
+        ("training steps (batches included)", usage.train_seconds),
+        ("evaluation", usage.eval_seconds),
+        ("checkpoints", usage.checkpoint_seconds),
+        ("trial set-up in the worker (data, model)", usage.setup_seconds),
+        ("Train worker start (process start → train function: Ray Train, imports)", usage.worker_start_seconds),
+        ("rest of the time trials held slots (reports, tear-down, steps after a pruned trial's last evaluation)", usage.other_held_seconds),
+        ("idle slots (Ray start-up, a slot waiting for the next trial's worker, the end of the sweep)", usage.idle_seconds),
     ]
+    lines = ["| reserved time goes to | slot-seconds | share |", "|---|---|---|"]
+    for i, (label, seconds) in enumerate(rows):
+        share = f"{usage.share(seconds):.1%}"
+        lines.append(f"| {label} | {seconds:.0f} | {f'**{share}**' if i == 0 else share} |")
+    lines.append(f"| **reserved** ({slots:g} slots × {wall:.0f} s wall) | {usage.reserved_seconds:.0f} | 100% |")
     notes = (
+        f"Training was {usage.held_training_share:.1%} of the time trials held their slots (idle slots left out). "
         f"Command start → first trial started: {first_start:.0f} s (validation, data, Ray start-up). "
         f"Per trial, mean: start-up {usage.trial_startup_seconds:.1f} s (Tune starts the trial → its Train worker "
-        f"starts training), tear-down {usage.trial_teardown_seconds:.1f} s (last report → Tune sees the end)."
+        f"starts; a queued trial waits here for a slot), tear-down {usage.trial_teardown_seconds:.1f} s (last report → Tune sees the end)."
     )
     return "\n".join(lines) + "\n\n" + notes
 

@@ -192,6 +192,8 @@ def run_trial(
     running: dict[str, torch.Tensor] = {}
     model.train()
     step = start
+    # Set-up ends here (data, model, loaders): timers in the hooks start from this record.
+    hooks({"kind": "start", "step": start}, save)
     while step < t.steps:
         tick = time.perf_counter()
         labeled = to_device(next(labeled_iter), device)

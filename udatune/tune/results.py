@@ -38,8 +38,8 @@ TRIALS_FILE = "trials.json"  # where a sweep keeps `to_state` (see sweep.save_re
 COLUMNS = [
     "trial_id", "method", "seed", "policy", "policy_summary", "lambda_u", "tau", "temperature", "tsa",
     "step", "val_miou", "best_miou", "gain", "status", "loss", "loss_unsup", "mask_ratio",
-    "train_seconds", "eval_seconds", "checkpoint_seconds", "started_at", "worker_started_at", "reported_at", "ended_at", "error_file",
-    "reason",
+    "setup_seconds", "train_seconds", "eval_seconds", "checkpoint_seconds",
+    "started_at", "process_started_at", "worker_started_at", "reported_at", "ended_at", "error_file", "reason",
 ]
 
 
@@ -185,9 +185,11 @@ class SweepResults:
                 "best_miou": row.best_miou, "gain": math.nan if gain is None else gain, "status": row.status,
                 "loss": last.get("loss", math.nan), "loss_unsup": last.get("loss_unsup", math.nan),
                 "mask_ratio": last.get("mask_ratio", math.nan),
+                "setup_seconds": last.get("setup_seconds", 0.0),
                 "train_seconds": last.get("train_seconds", 0.0), "eval_seconds": last.get("eval_seconds", 0.0),
                 "checkpoint_seconds": last.get("checkpoint_seconds", 0.0),
-                "started_at": row.started_at, "worker_started_at": last.get("worker_started", math.nan),
+                "started_at": row.started_at, "process_started_at": last.get("process_started", math.nan),
+                "worker_started_at": last.get("worker_started", math.nan),
                 "reported_at": last.get("timestamp", math.nan), "ended_at": row.ended_at, "error_file": row.error_file,
                 "reason": row.reason,
             })
