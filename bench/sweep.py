@@ -12,6 +12,7 @@ and reports, from that one run:
 
     python -m bench.sweep                      # the default demo sweep
     python -m bench.sweep -- --trials 2        # anything after -- goes to `udatune search`
+    python -m bench.sweep --section sweep-large --title "..." -- --trials 10   # its own docs section
 """
 
 from __future__ import annotations
@@ -23,23 +24,61 @@ import shlex
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from bench.docs import write_section
+from bench.processes import ProcessSampler
 from udatune.tune.usage import sweep_usage
 
 OUT = Path(__file__).resolve().parent / "out" / "sweeps"
 
 
-def run_sweep_command(name: str, extra: list[str]) -> tuple[float, int]:
-    """Run `udatune search` as a user would; returns (wall seconds, exit code)."""
+@dataclass(frozen=True)
+class CommandRun:
+    wall: float
+    code: int
+    busy: float  # share of the machine's CPU time that was busy meanwhile (all processes)
+    processes: dict  # kind of process -> (count, CPU seconds); see bench/processes.py
+
+
+def run_sweep_command(name: str, extra: list[str]) -> CommandRun:
+    """Run `udatune search` as a user would, watching the CPU time of every process it starts."""
     command = [str(Path(sys.executable).parent / "udatune"), "search", "--name", name, "--storage", str(OUT), *extra]
     print("$", shlex.join(command), flush=True)
+    before = cpu_times()
     start = time.time()
-    code = subprocess.run(command).returncode
-    return time.time() - start, code
+    with ProcessSampler() as sampler:
+        code = subprocess.run(command).returncode
+    wall = time.time() - start
+    after = cpu_times()
+    busy = math.nan
+    if before and after and after[1] > before[1]:
+        busy = (after[0] - before[0]) / (after[1] - before[1])
+    return CommandRun(wall, code, busy, sampler.by_kind())
+
+
+def process_table(processes: dict, trials: int, wall: float, slots: float) -> str:
+    lines = ["| process kind | processes | CPU seconds | per trial | share of reserved |", "|---|---|---|---|---|"]
+    for kind, (count, seconds) in processes.items():
+        if seconds < 0.5:
+            continue
+        lines.append(f"| {kind} | {count} | {seconds:.0f} | {seconds / trials:.1f} | {seconds / (slots * wall):.1%} |")
+    return "\n".join(lines)
+
+
+def cpu_times() -> tuple[float, float] | None:
+    """(busy, total) CPU jiffies of the whole machine since boot, from /proc/stat (Linux)."""
+    try:
+        with open("/proc/stat") as file:
+            fields = [float(x) for x in file.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
+    total = sum(fields[:8])  # guest time is already counted in user time
+    return total - idle, total
 
 
 def method_table(frame: pd.DataFrame) -> str:
@@ -84,14 +123,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--name", default=None, help="sweep name (default: bench-<time>)")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--section", default="sweep", help="the docs/benchmarks.md section to write (default: sweep)")
+    parser.add_argument("--title", default="Sweep: the default `udatune search` (what `make demo` runs)")
     parser.add_argument("extra", nargs=argparse.REMAINDER, help="-- then options for `udatune search`")
     args = parser.parse_args()
     extra = [a for a in args.extra if a != "--"]
     name = args.name or time.strftime("bench-%Y%m%d-%H%M%S")
     launched = time.time()
-    wall, code = run_sweep_command(name, extra)
-    if code != 0:
-        raise SystemExit(f"udatune search exited with {code}; nothing written.")
+    run = run_sweep_command(name, extra)
+    wall, busy = run.wall, run.busy
+    if run.code != 0:
+        raise SystemExit(f"udatune search exited with {run.code}; nothing written.")
     sweep = OUT / name
     manifest = json.loads((sweep / "sweep.json").read_text())
     frame = pd.read_csv(sweep / "results.csv")
@@ -108,10 +150,17 @@ def main() -> None:
         f"{method_table(frame)}\n\nWhere the reserved CPU time went (goal: ≥ 85% in training steps):\n\n"
         f"{usage_table(frame, wall, slots, launched)}"
     )
+    if not math.isnan(busy):
+        body += (
+            f"\n\nThe machine's CPUs were busy {busy:.1%} of the command's wall time (all processes, from "
+            "/proc/stat). CPU time of the processes the command started, by kind (a Train worker's time "
+            "includes its training; bench/processes.py):\n\n"
+            f"{process_table(run.processes, len(frame), wall, slots)}"
+        )
     print(body)
     if not args.no_write:
-        command = "python -m bench.sweep" + (" -- " + shlex.join(extra) if extra else "")
-        write_section("sweep", "Sweep: the default `udatune search` (what `make demo` runs)", command, body)
+        command = shlex.join(["python", "-m", "bench.sweep", *(a for a in sys.argv[1:] if a not in ("--name", args.name))])
+        write_section(args.section, args.title, command, body)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,9 @@ _LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 #   trial's worker ended, 1.0 s with 0.2 s polls); 0.5 s costs one small RPC per worker per
 #   half second.
 JOB_ENV = {"RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": "86400", "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5"}
+# ... and of a private local Ray only: one machine is never preempted, so no trial needs Ray
+# Train's preemption watcher (an actor per trial, about 2 CPU-seconds each: bench/processes.py).
+LOCAL_ENV = {**JOB_ENV, "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}
 
 
 @dataclass(frozen=True)
@@ -87,12 +90,12 @@ def ray_cluster(address: str | None = None, num_cpus: int | None = None, num_gpu
     """Connect (or start a local Ray), yield what the cluster offers, and disconnect after."""
     driver_environment()
     address = resolve_address(address)
-    saved_env = {k: os.environ.get(k) for k in (_LOCAL_ONLY_ENV, *JOB_ENV)}
+    saved_env = {k: os.environ.get(k) for k in (_LOCAL_ONLY_ENV, *LOCAL_ENV)}
     if address is None:
         # Token authentication is Ray's default for a new local cluster (RAY_AUTH_MODE unset):
         # ray.init generates ~/.ray/auth_token and turns it on for the driver and every process.
         os.environ[_LOCAL_ONLY_ENV] = "0"
-        os.environ.update(JOB_ENV)  # inherited by the local Ray's processes
+        os.environ.update(LOCAL_ENV)  # inherited by the local Ray's processes
     else:
         check_reachable(address)
 

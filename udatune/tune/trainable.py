@@ -134,7 +134,6 @@ def sweep_trial(
     """
     import ray.train
     import ray.tune
-    from ray.train.torch import TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
 
     cfg = trial_config(base, config)
@@ -145,7 +144,7 @@ def sweep_trial(
         if ended.get("metrics"):
             ray.tune.report(ended["metrics"])
         return
-    trainer = TorchTrainer(
+    trainer = trainer_class()(
         train_worker,
         train_loop_config={
             "config": cfg.to_dict(), "trial_id": trial_id, "stop_board": stop_board, "evaluate_test": evaluate_test,
@@ -163,6 +162,32 @@ def sweep_trial(
         ),
     )
     trainer.fit()
+
+
+def trainer_class():
+    """`TorchTrainer`, minus the Ray Data actor it starts for every run even without datasets.
+
+    Each Ray Train run starts a ``DatasetManager`` actor for its ``datasets``; a trial passes
+    none (its data is built in the worker), so that actor is a process that imports Ray Data,
+    costs about 2 CPU-seconds per trial and then idles (bench/processes.py measured it). Ray
+    Train's callbacks are a private API, so the filter only drops what it recognises; if Ray
+    renames it, trials get Ray's full set of callbacks again.
+    """
+    from ray.train.torch import TorchTrainer
+
+    try:
+        from ray.train.v2._internal.callbacks.datasets import DatasetsCallback
+    except ImportError:
+        return TorchTrainer
+
+    class LeanTorchTrainer(TorchTrainer):
+        def _create_default_callbacks(self):
+            callbacks = super()._create_default_callbacks()
+            if getattr(self, "datasets", None):
+                return callbacks
+            return [c for c in callbacks if not isinstance(c, DatasetsCallback)]
+
+    return LeanTorchTrainer if hasattr(TorchTrainer, "_create_default_callbacks") else TorchTrainer
 
 
 OUTCOME_FILE = "outcome.json"
