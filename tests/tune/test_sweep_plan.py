@@ -55,6 +55,38 @@ def test_searcher_state_survives_save_and_restore(tmp_path):
     assert [n["method"] for n in nxt[:2]] == ["autoaugment", "randaugment"] and nxt[2] == SweepSearcher.FINISHED
 
 
+def test_the_trial_queued_behind_the_slots_waits_until_the_first_trials_train():
+    searcher = SweepSearcher(settings(trials=2, seeds=(0,)), slots=2)
+    first = [searcher.suggest("a"), searcher.suggest("b")]
+    assert [c["method"] for c in first] == [SUPERVISED, DEFAULT_UDA]  # the baselines take the slots
+    assert searcher.suggest("c") is None  # both still starting: nothing queued yet
+    searcher.on_trial_result("a", {"val_miou": 0.3, "step": 100})
+    assert searcher.suggest("c") is None
+    searcher.on_trial_result("b", {"val_miou": 0.3, "step": 100})
+    queued = searcher.suggest("c")
+    assert queued["method"] == "autoaugment"
+    assert searcher.suggest("d") is None  # c has not reported (it waits for a slot)
+    searcher.on_trial_complete("a", {"val_miou": 0.35, "step": 1000})
+    assert searcher.suggest("d") is None  # c takes a's slot and is starting
+    searcher.on_trial_result("c", {"val_miou": 0.2, "step": 100})
+    assert searcher.suggest("d")["method"] == "randaugment"
+    assert searcher.suggest("e") == SweepSearcher.FINISHED
+
+
+def test_a_restored_searcher_forgets_which_trials_were_live(tmp_path):
+    searcher = SweepSearcher(settings(trials=2, seeds=(0,)), slots=2)
+    searcher.suggest("a"), searcher.suggest("b")
+    searcher.save(str(tmp_path / "state.pkl"))
+    restored = SweepSearcher(settings(trials=2, seeds=(0,)), slots=2)
+    restored.restore(str(tmp_path / "state.pkl"))
+    assert restored.suggest("c")["method"] == "autoaugment"  # a and b may never report again
+
+
+def test_without_slots_trials_are_handed_out_at_once():
+    searcher = SweepSearcher(settings(trials=2, seeds=(0,)))
+    assert all(searcher.suggest(t) not in (None, SweepSearcher.FINISHED) for t in "abcd")
+
+
 def test_method_order_and_fitting():
     assert method_order(settings(trials=3, seeds=(5,))) == [("autoaugment", 5), ("randaugment", 5), ("autoaugment", 5)]
     assert trials_that_fit(TrialResources(1, 1.0, 0.0), cpus=2, gpus=0) == 2

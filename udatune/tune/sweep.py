@@ -142,22 +142,43 @@ class PickledSearcher(Searcher):
 
 
 class SweepSearcher(PickledSearcher):
-    """Dispatches trials to per-method searchers; baselines are fixed configs handed out first."""
+    """Dispatches trials to per-method searchers; baselines are fixed configs handed out first.
 
-    def __init__(self, settings: SweepSettings) -> None:
+    With ``slots`` (how many trials the cluster fits at once), a trial beyond the slots — the
+    one queued to start the moment a slot frees — is handed out only once every live trial has
+    reported: the first trials then start without a third one's start-up competing for the
+    CPUs, and the baselines, first in the queue, are the trials that get the first slots.
+    """
+
+    def __init__(self, settings: SweepSettings, slots: int = 0) -> None:
         super().__init__(metric=METRIC, mode=MODE)
         self.queue: list[dict] = baseline_configs(settings)
         self.queue += [{"method": m, "seed": s} for m, s in method_order(settings)]
         self.searchers = {space.method: make_searcher(space, settings.seed) for space in settings.spaces}
         self.owner: dict[str, str] = {}  # trial id -> method (searched trials only)
         self.handed_out = 0
+        self.slots = slots
+        self.live: dict[str, bool] = {}  # trial id -> has it reported yet (trials not yet complete)
 
     def set_search_properties(self, metric, mode, config, **spec) -> bool:
         return True  # metric and mode are fixed: val mIoU, maximised
 
+    def restore(self, checkpoint_path: str) -> None:
+        super().restore(checkpoint_path)
+        # Which trials were live is the old driver's view; Tune restarts them without asking,
+        # and a stale entry must never hold new trials back.
+        self.live = {}
+
+    def ready_for_another(self) -> bool:
+        """Whether a new trial may be handed out now (see the class docstring)."""
+        live = getattr(self, "live", {})  # a searcher saved by an older udatune has no pacing state
+        return not self.slots or len(live) < self.slots or all(live.values())
+
     def suggest(self, trial_id: str) -> dict | None:
         if self.handed_out >= len(self.queue):
             return self.FINISHED
+        if not self.ready_for_another():
+            return None  # Tune asks again shortly
         slot = dict(self.queue[self.handed_out])
         if slot["method"] in self.searchers:
             suggestion = self.searchers[slot["method"]].suggest(trial_id)
@@ -167,9 +188,12 @@ class SweepSearcher(PickledSearcher):
             self.owner[trial_id] = slot["method"]
         slot["index"] = self.handed_out
         self.handed_out += 1
+        self.live[trial_id] = False
         return slot
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if trial_id in getattr(self, "live", {}):
+            self.live[trial_id] = True
         if trial_id in self.owner and METRIC in result and not result.get(FAILURE):
             # Optuna keys intermediate values by Tune's training_iteration, which starts again
             # at 1 when a trial is resumed; the trial's step goes on where it was.
@@ -177,6 +201,7 @@ class SweepSearcher(PickledSearcher):
             self.searchers[self.owner[trial_id]].on_trial_result(trial_id, result)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        getattr(self, "live", {}).pop(trial_id, None)
         if trial_id in self.owner:
             if result is not None and (METRIC not in result or result.get(FAILURE)):
                 result, error = None, True  # failed (diverged), or ended before its first evaluation
@@ -391,7 +416,7 @@ def run_sweep(
     tuner = tune.Tuner(
         make_trainable(settings, base_config),
         tune_config=tune.TuneConfig(
-            search_alg=SweepSearcher(settings),
+            search_alg=SweepSearcher(settings, slots=0 if settings.max_concurrent else fits),
             scheduler=make_scheduler(settings, board_name(settings)),
             num_samples=settings.total_trials,
             max_concurrent_trials=max_concurrent,
