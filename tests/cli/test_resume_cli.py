@@ -21,7 +21,9 @@ TINY = [
     "--set", "train.log_every=1", "--set", "train.batch_size=2", "--set", "train.unlabeled_batch_size=2",
     "--set", "model.width=4", "--set", "uda.rampup_steps=2", "--set", "train.eval_every=3",
 ]
-STEPS = 12
+# Long enough that a trial seen in its first half is still training when the signal lands a
+# few seconds later (with 12 steps, a fast machine finished it before the kill).
+STEPS = 48
 
 
 @pytest.fixture(autouse=True)
@@ -88,7 +90,7 @@ def test_an_interrupted_sweep_resumes_where_it_stopped(tmp_path, capsys, monkeyp
     def finished_and_midway():
         known = tune_statuses(sweep)
         ended = [r for r in rows(sweep) if r["status"] == "done" and known.get(r["trial_id"]) == "TERMINATED"]
-        midway = [r for r in rows(sweep) if r["status"] == "running" and 0 < r["step"] < STEPS and r["trial_id"] in known]
+        midway = [r for r in rows(sweep) if r["status"] == "running" and 0 < r["step"] <= STEPS // 2 and r["trial_id"] in known]
         return (ended, midway[0]) if ended and midway else None
 
     ended, midway = wait_until(finished_and_midway, 600, "one finished trial and one mid-way", process=driver)
