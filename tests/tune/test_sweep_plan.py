@@ -82,6 +82,20 @@ def test_a_restored_searcher_forgets_which_trials_were_live(tmp_path):
     assert restored.suggest("c")["method"] == "autoaugment"  # a and b may never report again
 
 
+def test_a_searcher_saved_before_pacing_existed_restores(tmp_path):
+    import pickle
+
+    old = SweepSearcher(settings(trials=2, seeds=(0,)))
+    old.suggest("a")
+    state = {k: v for k, v in old.__dict__.items() if k not in ("slots", "live")}
+    (tmp_path / "state.pkl").write_bytes(pickle.dumps(state))
+    restored = SweepSearcher.__new__(SweepSearcher)  # as Tune unpickles an old sweep's searcher
+    restored.restore(str(tmp_path / "state.pkl"))
+    assert restored.suggest("b")["method"] == DEFAULT_UDA
+    restored.on_trial_result("b", {"val_miou": 0.3, "step": 100})
+    restored.on_trial_complete("b", {"val_miou": 0.3, "step": 100})
+
+
 def test_without_slots_trials_are_handed_out_at_once():
     searcher = SweepSearcher(settings(trials=2, seeds=(0,)))
     assert all(searcher.suggest(t) not in (None, SweepSearcher.FINISHED) for t in "abcd")

@@ -166,13 +166,14 @@ class SweepSearcher(PickledSearcher):
     def restore(self, checkpoint_path: str) -> None:
         super().restore(checkpoint_path)
         # Which trials were live is the old driver's view; Tune restarts them without asking,
-        # and a stale entry must never hold new trials back.
+        # and a stale entry must never hold new trials back. A searcher saved by an udatune
+        # without pacing has no ``slots``: it goes on without.
         self.live = {}
+        self.slots = getattr(self, "slots", 0)
 
     def ready_for_another(self) -> bool:
         """Whether a new trial may be handed out now (see the class docstring)."""
-        live = getattr(self, "live", {})  # a searcher saved by an older udatune has no pacing state
-        return not self.slots or len(live) < self.slots or all(live.values())
+        return not self.slots or len(self.live) < self.slots or all(self.live.values())
 
     def suggest(self, trial_id: str) -> dict | None:
         if self.handed_out >= len(self.queue):
@@ -192,7 +193,7 @@ class SweepSearcher(PickledSearcher):
         return slot
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        if trial_id in getattr(self, "live", {}):
+        if trial_id in self.live:
             self.live[trial_id] = True
         if trial_id in self.owner and METRIC in result and not result.get(FAILURE):
             # Optuna keys intermediate values by Tune's training_iteration, which starts again
@@ -201,7 +202,7 @@ class SweepSearcher(PickledSearcher):
             self.searchers[self.owner[trial_id]].on_trial_result(trial_id, result)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        getattr(self, "live", {}).pop(trial_id, None)
+        self.live.pop(trial_id, None)
         if trial_id in self.owner:
             if result is not None and (METRIC not in result or result.get(FAILURE)):
                 result, error = None, True  # failed (diverged), or ended before its first evaluation
