@@ -1,18 +1,21 @@
 """The `udatune` command: parse, validate, call the library. Nothing else lives here.
 
-User mistakes surface as `UdatuneError`; `main` prints them as one paragraph and exits 2,
-so a user never sees a traceback for a problem they can fix.
+Exit codes scripts can rely on: 0 done, 1 a run that failed (diverged, crashed), 2 a user
+error (bad option, file or data), 130 interrupted. A user never sees a traceback: user
+mistakes surface as `UdatuneError` and print as one paragraph; anything else is a bug, printed
+as one paragraph that points to the traceback saved in a file (``UDATUNE_DEBUG=1`` re-raises).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
-import click
 import typer
 from rich.console import Console
 
-from udatune.errors import UdatuneError
+from udatune.cli.usage import CLICK_ABORT, CLICK_ERRORS, CLICK_EXIT, save_traceback
+from udatune.errors import RunInterrupted, UdatuneError
 
 app = typer.Typer(
     name="udatune",
@@ -23,6 +26,8 @@ app = typer.Typer(
 )
 err_console = Console(stderr=True)
 
+EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+
 
 def _register_commands() -> None:
     from udatune.cli import augment_commands, ls_command, report_commands, resume_command, search_command, train_command  # noqa: F401  (commands register on import)
@@ -32,17 +37,31 @@ def main(argv: list[str] | None = None) -> int:
     _register_commands()
     try:
         app(args=argv, standalone_mode=False)
+    except RunInterrupted as stop:
+        err_console.print(f"[yellow]interrupted:[/] {stop}", highlight=False, soft_wrap=True)
+        return EXIT_INTERRUPTED
     except UdatuneError as err:
         err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
-        return 2
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        err_console.print("[yellow]aborted[/]")
-        return 130
-    except click.exceptions.Exit as done:
+        return err.exit_code
+    except (*CLICK_ABORT, KeyboardInterrupt):
+        err_console.print("[yellow]interrupted[/]: stopped before anything ran to completion.")
+        return EXIT_INTERRUPTED
+    except CLICK_EXIT as done:
         return done.exit_code
-    except click.ClickException as err:
+    except CLICK_ERRORS as err:
         err.show()
         return err.exit_code
+    except Exception as bug:  # a bug in udatune or a dependency: say so, keep the details in a file
+        if os.environ.get("UDATUNE_DEBUG"):
+            raise
+        where = save_traceback(bug)
+        err_console.print(
+            f"[bold red]internal error:[/] {type(bug).__name__}: {bug}. This is a bug in udatune, not in "
+            f"your input; the full traceback is in {where}. Please report it with that file "
+            "(set UDATUNE_DEBUG=1 to see it here).",
+            highlight=False, soft_wrap=True,
+        )
+        return EXIT_FAILED
     return 0
 
 

@@ -78,7 +78,6 @@ def search(
     from udatune.cli.train_command import parse_sets
     from udatune.data.registry import build_data
     from udatune.errors import ConfigError
-    from udatune.train.loop import check_config
     from udatune.tune import sweep as sweeps
     from udatune.tune.cluster import check_reachable, resolve_address
     from udatune.tune.space import load_space
@@ -94,7 +93,6 @@ def search(
     cfg = cfg.override(parse_sets(set_), source="--set")
     if not config and cfg.data.dataset == "synthetic" and image_size is None and "data.image_size" not in parse_sets(set_):
         cfg = cfg.override({"data.image_size": SYNTHETIC_SIZE}, source="sweep defaults")
-    check_config(cfg.override({"train.steps": max(max_steps, 1)}))
     parse_policy(cfg.uda.policy)
     spaces = tuple(load_space(s) for s in (space or DEFAULT_SPACES))
     try:

@@ -52,14 +52,19 @@ def train(
     workers: Optional[int] = typer.Option(None, help="Loader worker processes."),
     test: bool = typer.Option(False, "--test", help="Also evaluate the test split at the end."),
     set_: list[str] = typer.Option([], "--set", help="Any setting as section.key=value, e.g. uda.rampup_steps=100."),
-    out: Path = typer.Option(Path("runs/train"), help="Output folder: metrics.jsonl, config.json, checkpoint."),
+    out: Optional[Path] = typer.Option(None, help="Output folder: metrics.jsonl, config.json, checkpoint (default: a new runs/train/<date>-<time>)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run already in --out."),
     fast_dev_run: bool = typer.Option(False, help="A seconds-long smoke run: 4 tiny steps."),
 ) -> None:
     """Run one UDA (or supervised) trial locally, without Ray."""
     from udatune.cli.progress import TrainProgress
     from udatune.data.registry import build_data
-    from udatune.train.loop import check_config, run_trial
+    from udatune.errors import RunFailed, RunInterrupted
+    from udatune.outputs import check_output_folder, new_run_folder
+    from udatune.train.loop import run_trial
+    from udatune.train.step import TrialDiverged
 
+    # Everything is checked before data is loaded or a file is written: a typo costs nothing.
     cfg = load_config(config) if config else TrialConfig()
     options = {
         "data.dataset": dataset, "data.root": data_root, "data.labeled": labeled, "data.split_seed": split_seed,
@@ -76,17 +81,59 @@ def train(
     cfg = cfg.override(parse_sets(set_), source="--set")
     if fast_dev_run:
         cfg = cfg.override(FAST_DEV_RUN, source="--fast-dev-run")
-    check_config(cfg)
-    from udatune.augment.policy import parse_policy
-
-    parse_policy(cfg.uda.policy)  # a bad policy fails here, before data is loaded
+    preflight(cfg)
+    out = out if out is not None else new_run_folder(Path("runs/train"))
+    check_output_folder(out, "--out", overwrite=overwrite)
     data = build_data(cfg.data)
 
+    if overwrite:
+        clear_run(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
-    with TrainProgress(cfg, data, out) as progress:
-        result = run_trial(cfg, data, hooks=progress.hook)
-        progress.finish(result)
+    try:
+        with TrainProgress(cfg, data, out) as progress:
+            result = run_trial(cfg, data, hooks=progress.hook)
+            progress.finish(result)
+    except TrialDiverged as diverged:
+        raise RunFailed(
+            f"The loss diverged ({diverged}); training stopped, and what it logged is in {out / 'metrics.jsonl'}. Lower --lr or "
+            "--lambda (or raise --temperature) and run again."
+        ) from None
+    except KeyboardInterrupt:
+        raise RunInterrupted(
+            f"training stopped by the user; what it logged is in {out / 'metrics.jsonl'} and the last "
+            f"evaluation's checkpoint in {out / 'checkpoint'} (start from it with --weights)."
+        ) from None
+
+
+RUN_FILES = ("metrics.jsonl", "config.json", "result.json", "checkpoint")
+
+
+def clear_run(out: Path) -> None:
+    """Remove an earlier run's files from ``out`` (and nothing else a user keeps there)."""
+    import shutil
+
+    for name in RUN_FILES:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def preflight(cfg: TrialConfig) -> None:
+    """What the config tree cannot check by itself, because it depends on this machine: the
+    device, the weights file, the policy file. Done before any data is loaded."""
+    from udatune.augment.policy import parse_policy
+    from udatune.errors import ConfigError
+    from udatune.train.loop import resolve_device
+
+    resolve_device(cfg.train.device)
+    if cfg.model.weights is not None:
+        weights_file = Path(cfg.model.weights).expanduser()
+        if not weights_file.is_file():
+            raise ConfigError(f"--weights {weights_file} does not exist or is not a file; pass a state dict or checkpoint saved by udatune or torch.")
+    parse_policy(cfg.uda.policy)
 
 
 def parse_sets(items: list[str]) -> dict[str, str]:

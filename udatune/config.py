@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -27,12 +28,36 @@ class DataConfig:
     image_size: tuple[int, int] | None = None  # (height, width); None keeps the native size
     unlabeled_root: str | None = None  # an extra folder of unlabeled images (any dataset)
 
+    def __post_init__(self) -> None:
+        from udatune.data.registry import dataset_names
+
+        names = dataset_names()
+        _check("data", [
+            (self.dataset not in names, f"--dataset {self.dataset!r} is not known; choose one of: {', '.join(names)}"),
+            (not _is_labeled_spec(self.labeled),
+             f"--labeled must be a count (16), a fraction in (0, 1) (0.0625) or 'all'; got {self.labeled!r}"),
+            (self.split_seed < 0, f"data.split_seed must be ≥ 0, got {self.split_seed}"),
+            (self.image_size is not None and not _fits_side(self.image_size),
+             f"--image-size {_size(self.image_size)}: each side must be between {MIN_SIDE} and {MAX_SIDE} pixels "
+             "(the models need at least 32; larger does not fit a GPU's memory), e.g. 90x120"),
+        ])
+
 
 @dataclass(frozen=True)
 class ModelConfig:
     name: str = "unet"
     width: int = 16  # U-Net base channels; ignored by DeepLabV3
     weights: str | None = None  # optional local weights file; nothing is downloaded
+
+    def __post_init__(self) -> None:
+        from udatune.models.registry import model_names
+
+        names = model_names()
+        _check("model", [
+            (self.name not in names, f"--model {self.name!r} is not known; choose one of: {', '.join(names)}"),
+            (not 1 <= self.width <= 1024, f"model.width={self.width} (--width) must be between 1 and 1024"),
+            (self.weights is not None and not str(self.weights).strip(), "--weights is empty; pass a weights file or leave it out"),
+        ])
 
 
 @dataclass(frozen=True)
@@ -55,6 +80,21 @@ class UDAConfig:
     # consistency then teaches the model to ignore it (docs/benchmarks.md, quality section).
     policy: str = "randaugment:2,4"
 
+    def __post_init__(self) -> None:
+        _check("uda", [
+            (self.mode not in MODES, f"uda.mode (--mode) must be one of {', '.join(MODES)}, got {self.mode!r}"),
+            (self.loss not in LOSSES, f"uda.loss (--loss) must be one of {', '.join(LOSSES)}, got {self.loss!r}"),
+            (self.tsa not in TSA_SCHEDULES, f"uda.tsa (--tsa) must be one of {', '.join(TSA_SCHEDULES)}, got {self.tsa!r}"),
+            (not 0.0 <= self.tau <= 1.0, f"uda.tau (τ, --tau) must be in [0, 1], got {self.tau}"),
+            (not (math.isfinite(self.temperature) and self.temperature > 0),
+             f"uda.temperature (T, --temperature) must be a finite number > 0, got {self.temperature}"),
+            (not (math.isfinite(self.lambda_u) and self.lambda_u >= 0),
+             f"uda.lambda_u (λ, --lambda) must be a finite number ≥ 0, got {self.lambda_u}"),
+            (not 0.0 <= self.ema_decay < 1.0, f"uda.ema_decay (--ema-decay) must be in [0, 1), got {self.ema_decay}"),
+            (self.rampup_steps < 0, f"uda.rampup_steps must be ≥ 0, got {self.rampup_steps}"),
+            (not self.policy.strip(), "uda.policy (--policy) is empty; pass e.g. randaugment:2,4"),
+        ])
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -73,6 +113,24 @@ class TrainConfig:
     crop: tuple[int, int] | None = None  # random crop (height, width) as weak augmentation
     log_every: int = 10  # steps between progress/metric records
     evaluate_test: bool = False  # also score the test split at the end
+
+    def __post_init__(self) -> None:
+        _check("train", [
+            (self.steps <= 0, f"train.steps (--steps) must be > 0, got {self.steps}"),
+            (self.batch_size <= 0, f"train.batch_size (--batch-size) must be > 0, got {self.batch_size}"),
+            (self.unlabeled_batch_size <= 0,
+             f"train.unlabeled_batch_size (--unlabeled-batch-size) must be > 0, got {self.unlabeled_batch_size}"),
+            (not (math.isfinite(self.lr) and self.lr > 0), f"train.lr (--lr) must be a finite number > 0, got {self.lr}"),
+            (not (math.isfinite(self.weight_decay) and self.weight_decay >= 0),
+             f"train.weight_decay must be a finite number ≥ 0, got {self.weight_decay}"),
+            (self.eval_every <= 0, f"train.eval_every (--eval-every) must be > 0, got {self.eval_every}"),
+            (self.log_every <= 0, f"train.log_every must be > 0, got {self.log_every}"),
+            (not _is_device(self.device), f"train.device (--device) must be auto, cpu, cuda or cuda:N, got {self.device!r}"),
+            (not 0 <= self.num_workers <= MAX_LOADER_WORKERS,
+             f"train.num_workers (--workers) must be between 0 and {MAX_LOADER_WORKERS}, got {self.num_workers}"),
+            (self.crop is not None and not _fits_side(self.crop),
+             f"train.crop {_size(self.crop)}: each side must be between {MIN_SIDE} and {MAX_SIDE} pixels"),
+        ])
 
 
 @dataclass(frozen=True)
@@ -98,6 +156,45 @@ class TrialConfig:
                 raise ConfigError(f"{source}: unknown setting {key!r}; known settings: {', '.join(known_keys())}.")
             raw[section][name] = value
         return TrialConfig.from_dict(raw, source)
+
+
+MODES = ("uda", "supervised")
+LOSSES = ("kl", "ce")
+TSA_SCHEDULES = ("none", "linear", "log", "exp")
+MIN_SIDE, MAX_SIDE = 32, 8192  # pixels: the models' smallest input; far beyond any GPU's memory per frame
+MAX_LOADER_WORKERS = 256
+
+
+def _check(section: str, problems: list[tuple[bool, str]]) -> None:
+    """Raise one `ConfigError` listing every problem of a section, so a user fixes them in one go."""
+    found = [message for bad, message in problems if bad]
+    if found:
+        raise ConfigError(f"Invalid {section} setting: {'; '.join(found)}.")
+
+
+def _is_labeled_spec(labeled: str) -> bool:
+    if labeled == "all":
+        return True
+    try:
+        value = float(labeled)
+    except ValueError:
+        return False
+    return math.isfinite(value) and value > 0 and (value < 1 or value.is_integer())
+
+
+def _fits_side(size: tuple[int, int]) -> bool:
+    return all(MIN_SIDE <= side <= MAX_SIDE for side in size)
+
+
+def _size(size: tuple[int, int] | None) -> str:
+    return "x".join(map(str, size)) if size else "none"
+
+
+def _is_device(name: str) -> bool:
+    kind, colon, index = name.partition(":")
+    if kind in ("auto", "cpu"):
+        return not colon
+    return kind == "cuda" and (not colon or index.isdigit())
 
 
 def known_keys() -> list[str]:
@@ -136,14 +233,9 @@ def _coerce(value: Any, kind: Any, source: str, key: str) -> Any:
         if "None" in text:
             return None
         raise ConfigError(f"{source}: {key} may not be empty.")
+    if "tuple" in text:
+        return _coerce_size(value, source, key)
     try:
-        if "tuple" in text:
-            if isinstance(value, str):
-                value = [int(v) for v in value.lower().replace("x", ",").split(",")]
-            value = tuple(int(v) for v in value)
-            if len(value) != 2 or min(value) <= 0:
-                raise ValueError
-            return value
         if kind is bool:
             if isinstance(value, str):
                 if value.lower() in {"true", "1", "yes", "on"}:
@@ -158,9 +250,26 @@ def _coerce(value: Any, kind: Any, source: str, key: str) -> Any:
             return int(value)
         if kind is float:
             return float(value)
+        if isinstance(value, (dict, list, tuple, bool)):
+            raise TypeError
         return str(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ConfigError(f"{source}: {key}={value!r} is not a valid {text.replace('typing.', '')}.") from None
+
+
+def _coerce_size(value: Any, source: str, key: str) -> tuple[int, int]:
+    """HEIGHTxWIDTH as a string ("90x120", "90,120") or a two-item list."""
+    try:
+        if isinstance(value, str):
+            value = [int(v) for v in value.lower().replace("x", ",").split(",")]
+        size = tuple(int(v) for v in value)
+        if len(size) != 2 or min(size) <= 0:
+            raise ValueError
+        return size  # type: ignore[return-value]
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{source}: {key}={value!r} is not a size; write HEIGHTxWIDTH with two positive integers, e.g. 90x120."
+        ) from None
 
 
 def load_config(path: str | Path) -> TrialConfig:
@@ -173,5 +282,14 @@ def load_config(path: str | Path) -> TrialConfig:
     try:
         raw = yaml.safe_load(file.read_text()) or {}
     except yaml.YAMLError as err:
-        raise ConfigError(f"Config file {file} is not valid YAML/JSON: {str(err).splitlines()[0]}.") from None
+        raise ConfigError(f"Config file {file} is not valid YAML/JSON: {yaml_problem(err)}.") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"Config file {file} could not be read ({getattr(err, 'strerror', None) or err}); pass a readable YAML or JSON text file.") from None
     return TrialConfig.from_dict(raw, source=str(file))
+
+
+def yaml_problem(err: Exception) -> str:
+    """A YAML error as "what, at line L, column C" (1-based, as editors count)."""
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    mark = getattr(err, "problem_mark", None)
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else problem

@@ -35,9 +35,6 @@ from udatune.train.metrics import ConfusionMatrix
 from udatune.train.step import StepContext, TrialDiverged, supervised_step, to_device, uda_step
 from udatune.train.teacher import ClassThresholds, DistributionAlignment, EMATeacher
 
-MODES = ("uda", "supervised")
-
-
 class Hooks(Protocol):
     def __call__(self, record: dict, save: Callable[[Path], None]) -> None: ...
 
@@ -86,27 +83,6 @@ def evaluate(model: torch.nn.Module, loader, num_classes: int, device: torch.dev
     return matrix
 
 
-def check_config(cfg: TrialConfig) -> None:
-    """Reject option values that would only fail deep inside training."""
-    u, t = cfg.uda, cfg.train
-    problems = [
-        (u.mode not in MODES, f"mode must be one of {', '.join(MODES)}, got {u.mode!r}"),
-        (u.loss not in ("kl", "ce"), f"uda.loss must be 'kl' or 'ce', got {u.loss!r}"),
-        (u.tsa not in ("none", "linear", "log", "exp"), f"uda.tsa must be none, linear, log or exp, got {u.tsa!r}"),
-        (not 0.0 <= u.tau <= 1.0, f"tau (τ) must be in [0, 1], got {u.tau}"),
-        (u.temperature <= 0, f"temperature (T) must be > 0, got {u.temperature}"),
-        (u.lambda_u < 0, f"lambda_u (λ) must be ≥ 0, got {u.lambda_u}"),
-        (not 0.0 <= u.ema_decay < 1.0, f"ema_decay must be in [0, 1), got {u.ema_decay}"),
-        (t.steps <= 0, f"steps must be > 0, got {t.steps}"),
-        (t.batch_size <= 0 or t.unlabeled_batch_size <= 0, "batch sizes must be > 0"),
-        (t.eval_every <= 0 or t.log_every <= 0, "eval_every and log_every must be > 0"),
-        (t.lr <= 0, f"lr must be > 0, got {t.lr}"),
-    ]
-    for bad, message in problems:
-        if bad:
-            raise ConfigError(f"Invalid trial setting: {message}.")
-
-
 @dataclass
 class TrialSetup:
     """Everything built before the first step; the loop and the benchmarks share it."""
@@ -124,7 +100,6 @@ def setup_trial(
 ) -> TrialSetup:
     """``wrap_model`` wraps the built model before the optimizer sees it (a Ray Train worker
     passes ``ray.train.torch.prepare_model`` for DDP); the EMA teacher copies the unwrapped one."""
-    check_config(cfg)
     policy = parse_policy(cfg.uda.policy)
     t = cfg.train
     device = resolve_device(t.device)

@@ -33,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from udatune.config import TrialConfig
+from udatune.config import TrialConfig, yaml_problem
 from udatune.errors import ConfigError
 
 SEARCHERS = ("optuna", "random")
@@ -138,7 +138,7 @@ def load_space(spec: str | Path) -> SearchSpace:
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
-        raise ConfigError(f"Space file {path} is not valid YAML: {str(err).splitlines()[0]}.") from None
+        raise ConfigError(f"Space file {path} is not valid YAML: {yaml_problem(err)}; fix it or copy a built-in space ({', '.join(builtin_spaces())}).") from None
     return parse_space(raw, source=str(path), default_method=path.stem)
 
 
