@@ -13,6 +13,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from udatune.cli.usage import CLICK_ABORT, CLICK_ERRORS, CLICK_EXIT, save_traceback
 from udatune.errors import RunInterrupted, UdatuneError
@@ -38,13 +39,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app(args=argv, standalone_mode=False)
     except RunInterrupted as stop:
-        err_console.print(f"[yellow]interrupted:[/] {stop}", highlight=False, soft_wrap=True)
+        _say("interrupted:", "yellow", str(stop))
         return EXIT_INTERRUPTED
     except UdatuneError as err:
-        err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+        _say("error:", "bold red", str(err))
         return err.exit_code
     except (*CLICK_ABORT, KeyboardInterrupt):
-        err_console.print("[yellow]interrupted[/]: stopped before anything ran to completion.")
+        _say("interrupted:", "yellow", "stopped before anything ran to completion.")
         return EXIT_INTERRUPTED
     except CLICK_EXIT as done:
         return done.exit_code
@@ -55,14 +56,16 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("UDATUNE_DEBUG"):
             raise
         where = save_traceback(bug)
-        err_console.print(
-            f"[bold red]internal error:[/] {type(bug).__name__}: {bug}. This is a bug in udatune, not in "
-            f"your input; the full traceback is in {where}. Please report it with that file "
-            "(set UDATUNE_DEBUG=1 to see it here).",
-            highlight=False, soft_wrap=True,
-        )
+        _say("internal error:", "bold red",
+             f"{type(bug).__name__}: {bug}. This is a bug in udatune, not in your input; the full traceback "
+             f"is in {where}. Please report it with that file (set UDATUNE_DEBUG=1 to see it here).")
         return EXIT_FAILED
     return 0
+
+
+def _say(label: str, style: str, message: str) -> None:
+    """One paragraph on stderr; the message is plain text (its brackets are not rich markup)."""
+    err_console.print(Text.assemble((label, style), " ", message), highlight=False, soft_wrap=True)
 
 
 def run() -> None:

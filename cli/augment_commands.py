@@ -42,6 +42,9 @@ def preview(
     from udatune.config import DataConfig, TrialConfig
     from udatune.data.registry import build_data
 
+    from udatune.outputs import check_output_file
+
+    check_output_file(out, "--out")
     parsed = parse_policy(policy)
     cfg = TrialConfig().override({"data.dataset": dataset, "data.root": data_root, "data.image_size": image_size, "data.labeled": "all"})
     data = build_data(cfg.data)

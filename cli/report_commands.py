@@ -39,8 +39,13 @@ def report(
     from udatune.reports.report import build_report
     from udatune.reports.terminal import print_report
 
+    from udatune.outputs import check_output_file
+
     if screenshot is not None and html is None:
         raise ConfigError("--screenshot needs --html: it is a picture of the HTML report.")
+    for option, path in (("--html", html), ("--csv", csv), ("--parquet", parquet), ("--screenshot", screenshot)):
+        if path is not None:
+            check_output_file(path, option)
     console = Console()
     result = build_report(_load(name, storage))
     print_report(result, console)
@@ -128,7 +133,9 @@ def confirm(
         console.print(confirmed_table(result))
     console.print(f"results: {outcome.path}/results.csv  ({outcome.seconds:.0f} s); the report shows them: udatune report {sweep.name}")
     if outcome.interrupted:
-        console.print("[yellow]Interrupted[/]: some re-runs did not finish; the report uses those that did.")
+        from udatune.errors import RunInterrupted
+
+        raise RunInterrupted("some re-runs did not finish; the report uses those that did. Run the same `udatune confirm` with --force to redo them.")
 
 
 class _Progress:
@@ -145,9 +152,12 @@ def export_policy(
     out: Optional[Path] = typer.Option(None, help="Output folder (default: runs/policies/NAME)."),
 ) -> None:
     """Write the best policy (JSON, albumentations pipeline) and its UDA settings for reuse."""
+    from udatune.outputs import check_writable_folder
     from udatune.reports.export import export_policy as write_files
     from udatune.reports.report import build_report
 
+    if out is not None:
+        check_writable_folder(str(out), "--out", "a folder for the exported policy files")
     result = build_report(_load(name, storage))
     exported = write_files(result, out or Path("runs/policies") / result.sweep.name)
     choice = exported.choice

@@ -7,6 +7,8 @@ the sweep with a live table while Ray's own output goes to a log file.
 from __future__ import annotations
 
 import math
+import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Optional
@@ -78,7 +80,9 @@ def search(
     from udatune.cli.train_command import parse_sets
     from udatune.data.registry import build_data
     from udatune.errors import ConfigError
+    from udatune.outputs import check_sweep_name, check_writable_folder
     from udatune.tune import sweep as sweeps
+    from udatune.tune.capacity import check_trial_fits, local_capacity
     from udatune.tune.cluster import check_reachable, resolve_address
     from udatune.tune.space import load_space
     from udatune.tune.trainable import TrialResources
@@ -99,6 +103,9 @@ def search(
         seed_list = tuple(int(s) for s in seeds.split(",") if s.strip())
     except ValueError:
         raise ConfigError(f"--seeds {seeds!r} must be comma-separated integers, e.g. 0,1,2.") from None
+    if name is not None:
+        check_sweep_name(name)
+    check_writable_folder(storage, "--storage", "the folder where sweeps are kept")
     name = name or sweeps.default_name()
     settings = sweeps.SweepSettings(
         spaces=spaces, name=name, storage=sweeps.absolute_storage(storage), trials=trials, seeds=seed_list,
@@ -112,6 +119,8 @@ def search(
     target = resolve_address(address)
     if target is not None:
         check_reachable(target)
+    else:  # a private local Ray offers this machine: a trial that cannot fit fails now, not as a hang
+        check_trial_fits(workers_per_trial, cpus_per_trial, gpus_per_trial, local_capacity(num_cpus), "this machine")
     data = build_data(cfg.data)  # a bad dataset fails here, before Ray starts
 
     # --- run ------------------------------------------------------------------------------------
@@ -128,23 +137,41 @@ def search(
 
 def run_with_view(console: Console, settings, storage: str, address: str | None, num_cpus: int | None, run) -> None:
     """Start or join Ray, call ``run(cluster, listener)`` under the live table with Ray's own
-    output sent to ``ray.log``, then print the final tables (`udatune search` and `resume`)."""
+    output sent to ``ray.log``, then print the final tables (`udatune search` and `resume`).
+
+    A trial that cannot fit on the cluster is refused before ``run`` (a local Ray is also
+    checked before Ray starts); Ctrl-C ends with exit code 130 and the command to resume."""
+    from udatune.errors import RunInterrupted
+    from udatune.tune.capacity import check_trial_fits, cluster_capacity
     from udatune.tune.cluster import ray_cluster, redirect_output
 
-    log_file = Path(settings.path) / "ray.log" if "://" not in settings.path else Path("runs/logs") / f"{settings.name}.ray.log"
+    local_folder = None if "://" in settings.path else Path(settings.path)
+    fresh = local_folder is not None and not local_folder.exists()
+    log_file = local_folder / "ray.log" if local_folder is not None else Path("runs/logs") / f"{settings.name}.ray.log"
+    resume_hint = f"udatune resume {settings.name}" + ("" if storage == "runs/sweeps" else f" --storage {storage}")
     console.print(f"Ray's output: {log_file}")
-    with redirect_output(log_file) as display:
-        view = SweepView(settings, Console(file=display))
-        with ray_cluster(address, num_cpus=num_cpus) as cluster:
-            view.cluster = cluster
-            with view.live():
-                outcome = run(cluster, view.update)
+    outcome = None
+    try:
+        with redirect_output(log_file) as display:
+            view = SweepView(settings, Console(file=display))
+            with ray_cluster(address, num_cpus=num_cpus) as cluster:
+                r = settings.resources  # checked again on what Ray found: a local Ray can see fewer cores
+                check_trial_fits(r.workers, r.cpus, r.gpus, cluster_capacity(),
+                                 "the local Ray" if cluster.local else f"the cluster at {cluster.address}")
+                view.cluster = cluster
+                with view.live():
+                    outcome = run(cluster, view.update)
+    except BaseException:
+        if outcome is None and fresh and not (local_folder / "sweep.json").exists():
+            shutil.rmtree(local_folder, ignore_errors=True)  # nothing ran: leave no stub sweep behind
+        if outcome is None and isinstance(sys.exc_info()[1], KeyboardInterrupt):
+            raise RunInterrupted("stopped while Ray was starting, before any trial ran; run the same command again.") from None
+        raise
     view.final(console, outcome)
     if view.cluster is not None and view.cluster.logs:
         console.print(f"[dim]Ray's session logs: {view.cluster.logs}[/]")
     if outcome.interrupted:
-        hint = f"udatune resume {settings.name}" + ("" if storage == "runs/sweeps" else f" --storage {storage}")
-        console.print(f"[yellow]Interrupted.[/] The sweep is saved and resumable: [bold]{hint}[/]")
+        raise RunInterrupted(f"the sweep {settings.name} is saved and resumable: {resume_hint}")
 
 
 class SweepView:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from pathlib import Path
 
 from udatune.errors import ConfigError
@@ -47,13 +48,14 @@ def check_output_folder(path: Path, option: str, *, overwrite: bool = False) -> 
         )
 
 
-def check_storage_folder(path: str, option: str = "--storage") -> None:
-    """A sweep storage: a URI (checked by the filesystem that serves it) or a local folder."""
+def check_writable_folder(path: str, option: str, purpose: str) -> None:
+    """A folder udatune writes into (sweeps' storage, exported files): a URI (checked by the
+    filesystem that serves it) or a local folder that is, or can be, created here."""
     if "://" in path:
         return
     folder = Path(path).expanduser()
     if folder.exists() and not folder.is_dir():
-        raise ConfigError(f"{option} {folder} is a file, not a folder; pass the folder where sweeps are kept.")
+        raise ConfigError(f"{option} {folder} is a file, not a folder; pass {purpose}.")
     _check_creatable(folder, option)
 
 
@@ -61,10 +63,23 @@ def check_output_file(path: Path, option: str) -> None:
     """``path`` will be written as a file: not a folder, and its folder can be created."""
     path = Path(path)
     if path.is_dir():
-        raise ConfigError(f"{option} {path} is a folder; pass a file name, e.g. {path / ('out' + (path.suffix or '.txt'))}.")
+        raise ConfigError(f"{option} {path} is a folder; pass the path of a file to write, e.g. a new name inside that folder.")
     if path.exists() and not os.access(path, os.W_OK):
         raise ConfigError(f"{option} {path} exists and is not writable by this user; pass another file.")
     _check_creatable(path.parent, option)
+
+
+SWEEP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def check_sweep_name(name: str) -> None:
+    """A sweep name is one folder inside ``--storage``: no path separators, no ``..``, so a
+    sweep can neither land outside the storage nor hide from `udatune ls`."""
+    if not SWEEP_NAME.fullmatch(name) or ".." in name:
+        raise ConfigError(
+            f"--name {name!r} is not a valid sweep name: use letters, digits, '.', '_' and '-' "
+            "(at most 100, starting with a letter or digit; no '/' or '..'), e.g. camvid-1."
+        )
 
 
 def new_run_folder(base: Path, now: dt.datetime | None = None) -> Path:

@@ -381,7 +381,7 @@ _FROM_STRING: dict[str, Callable[[str], _Base]] = {
 }
 
 
-def _from_dict(raw: dict) -> _Base:
+def _from_dict(raw: dict, where: str = "policy") -> _Base:
     kind = raw.get("type")
     fields_by_type: dict[str, tuple[type, tuple[str, ...]]] = {
         "identity": (Identity, ()),
@@ -389,16 +389,22 @@ def _from_dict(raw: dict) -> _Base:
         "trivialaugment": (TrivialAugment, ("space",)),
         "autoaugment": (AutoAugment, ("subpolicies",)),
     }
+    if kind is None:
+        raise ConfigError(
+            f"{where}: the JSON object has no 'type' key; write e.g. "
+            '{"type": "randaugment", "n": 2, "m": 4}, or a list of AutoAugment sub-policies '
+            "(what `udatune export-policy` writes as best_policy.json)."
+        )
     if kind not in fields_by_type:
-        raise ConfigError(f"policy type {kind!r} is unknown; use one of {', '.join(fields_by_type)}.")
+        raise ConfigError(f"{where}: policy type {kind!r} is unknown; use one of {', '.join(fields_by_type)}.")
     cls, allowed = fields_by_type[kind]
     unknown = sorted(set(raw) - {"type", *allowed})
     if unknown:
-        raise ConfigError(f"{kind}: unknown key {unknown[0]!r}; allowed: {', '.join(allowed) or 'none'}.")
+        raise ConfigError(f"{where}: {kind} has an unknown key {unknown[0]!r}; allowed: {', '.join(allowed) or 'none'}.")
     try:
         return cls(**{k: v for k, v in raw.items() if k != "type"})
-    except TypeError:
-        raise ConfigError(f"{kind}: missing keys; needs {', '.join(allowed)}.") from None
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{where}: {kind} needs the keys {', '.join(allowed)} with valid values ({err}).") from None
 
 
 def parse_policy(spec: "str | dict | Policy") -> Policy:
@@ -439,9 +445,13 @@ def _json(text: str, where: str) -> Any:
 def _parse_file(path: Path) -> _Base:
     if not path.is_file():
         raise ConfigError(f"Policy file {path} does not exist; pass a .json file or one of: {FORMS}.")
-    raw = _json(path.read_text(), f"Policy file {path}")
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"Policy file {path} could not be read ({getattr(err, 'strerror', None) or err}); pass a JSON text file.") from None
+    raw = _json(text, f"Policy file {path}")
     if isinstance(raw, list):  # a bare list of sub-policies
         return AutoAugment(raw)
     if not isinstance(raw, dict):
         raise ConfigError(f"Policy file {path} must hold a JSON object with a 'type' or a list of sub-policies.")
-    return _from_dict(raw)
+    return _from_dict(raw, f"Policy file {path}")

@@ -121,6 +121,11 @@ def ray_cluster(address: str | None = None, num_cpus: int | None = None, num_gpu
         _restore(saved_env)
         ray_constants.ENABLE_RAY_CLUSTER = local_only
         raise ConfigError(f"--address {address or 'local'}: could not start or join Ray: {str(err).splitlines()[0]}") from None
+    except BaseException:  # Ctrl-C while Ray starts: stop what it started, leave no agents behind
+        ray.shutdown()
+        _restore(saved_env)
+        ray_constants.ENABLE_RAY_CLUSTER = local_only
+        raise
     try:
         resources = ray.cluster_resources()
         logs = getattr(context, "address_info", {}).get("session_dir", "") or ""
