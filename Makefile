@@ -10,11 +10,13 @@ TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
 .PHONY: setup demo test bench clean
 
-$(VENV)/.installed: pyproject.toml
+# constraints.txt holds the tested version of every dependency (a lock for set-up and CI);
+# pyproject.toml keeps open ranges for people who install udatune into their own environment.
+$(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q $(TORCH_PINS)
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -c constraints.txt $(TORCH_PINS)
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
 	touch $@
 
 setup: $(VENV)/.installed

@@ -85,6 +85,10 @@ def train(
     out = out if out is not None else new_run_folder(Path("runs/train"))
     check_output_folder(out, "--out", overwrite=overwrite)
     data = build_data(cfg.data)
+    if cfg.model.weights is not None:  # a weights file that does not fit fails now, not after files are written
+        from udatune.models.registry import build_model
+
+        build_model(cfg.model, data.num_classes)
 
     if overwrite:
         clear_run(out)
@@ -129,10 +133,11 @@ def preflight(cfg: TrialConfig) -> None:
     from udatune.train.loop import resolve_device
 
     resolve_device(cfg.train.device)
-    if cfg.model.weights is not None:
-        weights_file = Path(cfg.model.weights).expanduser()
-        if not weights_file.is_file():
-            raise ConfigError(f"--weights {weights_file} does not exist or is not a file; pass a state dict or checkpoint saved by udatune or torch.")
+    if cfg.model.weights is not None and not Path(cfg.model.weights).expanduser().is_file():
+        raise ConfigError(
+            f"--weights {cfg.model.weights} does not exist or is not a file; pass a state dict or checkpoint "
+            "saved by udatune or torch (nothing is downloaded)."
+        )
     parse_policy(cfg.uda.policy)
 
 
