@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Optional
@@ -161,10 +160,13 @@ def run_with_view(console: Console, settings, storage: str, address: str | None,
                 view.cluster = cluster
                 with view.live():
                     outcome = run(cluster, view.update)
-    except BaseException:
-        if outcome is None and fresh and not (local_folder / "sweep.json").exists():
+    except BaseException as stopped:
+        started = local_folder is None or (local_folder / "sweep.json").exists()
+        if fresh and not started:
             shutil.rmtree(local_folder, ignore_errors=True)  # nothing ran: leave no stub sweep behind
-        if outcome is None and isinstance(sys.exc_info()[1], KeyboardInterrupt):
+        if isinstance(stopped, KeyboardInterrupt):
+            if started:
+                raise RunInterrupted(f"the sweep {settings.name} is saved and resumable: {resume_hint}") from None
             raise RunInterrupted("stopped while Ray was starting, before any trial ran; run the same command again.") from None
         raise
     view.final(console, outcome)
