@@ -14,6 +14,7 @@ tests/cli/test_user_errors.py runs the same cases, so the table and the tests ca
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -219,7 +220,7 @@ CASES: tuple[Case, ...] = (
     # config files
     _train("config-missing", "--config of a missing file", ("--config", "nope.yaml"), "nope.yaml"),
     _train("config-yaml", "a config file with a YAML error", ("--config", "bad.yaml"), "line 2",
-           setup=_write("bad.yaml", "uda:\n  tau: [0.9\n")),
+           setup=_write("bad.yaml", "uda:\n  tau: 0.9: x\n")),
     _train("config-unknown-key", "a config file with an unknown key", ("--config", "k.yaml"), "uda.lamda_u",
            setup=_write("k.yaml", "uda:\n  lamda_u: 2\n")),
     _train("config-wrong-type", "a config value of the wrong type", ("--config", "w.yaml"), "train.steps",
@@ -272,7 +273,7 @@ CASES: tuple[Case, ...] = (
     Case("search-name-slash", "sweep options", "a sweep name with a '/'", ("search", "--name", "a/b"), "--name", absent=("runs",)),
     Case("search-space-missing", "sweep options", "an unknown search space", ("search", "--space", "nosuch"), "nosuch", absent=("runs",)),
     Case("search-space-yaml", "sweep options", "a space file with a YAML error", ("search", "--space", "s.yaml"), "line 2",
-         setup=_write("s.yaml", "method: mine\npolicy: {family: [randaugment\n"), absent=("runs",)),
+         setup=_write("s.yaml", "method: mine\npolicy: x: y\n"), absent=("runs",)),
     Case("search-seeds", "sweep options", "--seeds that are not integers", ("search", "--seeds", "a,b"), "--seeds", absent=("runs",)),
     Case("search-scheduler", "sweep options", "an unknown scheduler", ("search", "--scheduler", "hyperband"), "--scheduler", absent=("runs",)),
     Case("search-trials", "sweep options", "a negative trial count", ("search", "--trials", "-1"), "--trials", absent=("runs",)),
@@ -363,8 +364,9 @@ def run_case(case: Case, work: Path, cache: Path, contexts: dict[str, Path] | No
         case.setup(work)
     before = {path: snapshot(work / path) for path in case.keeps}
     started = time.time()
-    process = subprocess.Popen([*udatune_command(), *case.args], cwd=work, env=environment(work, cache),
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    with ctrl_c_reaches_children():
+        process = subprocess.Popen([*udatune_command(), *case.args], cwd=work, env=environment(work, cache),
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     output, code = _communicate(process, case)
     outcome = Outcome(case, code, output, time.time() - started)
     if code is None:
@@ -411,6 +413,21 @@ def _kill_pid(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+@contextlib.contextmanager
+def ctrl_c_reaches_children():
+    """A process started in the background of a non-interactive shell (CI, ``cmd &``) ignores
+    SIGINT, and so would every child it starts; a user's terminal does not. Start the children
+    with SIGINT at its default, as a terminal would (only possible from the main thread)."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) != signal.SIG_IGN:
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _communicate(process: subprocess.Popen, case: Case) -> tuple[str, int | None]:
@@ -501,6 +518,8 @@ def main(argv: list[str] | None = None) -> int:
             outcomes.append(outcome)
             status = "ok" if not outcome.problems else "; ".join(outcome.problems)
             print(f"{case.id:28s} exit {outcome.code}  {outcome.seconds:5.1f} s  {status}", flush=True)
+            if outcome.problems:
+                print("    | " + "\n    | ".join(outcome.output.splitlines()[-15:]), flush=True)
     text = markdown(outcomes, time.time() - started)
     if args.doc and not args.only:
         Path(args.doc).write_text(text)
