@@ -486,7 +486,7 @@ def markdown(outcomes: list[Outcome], seconds: float) -> str:
              f"{sum('traceback' in ' '.join(o.problems) for o in outcomes)} tracebacks, "
              f"{sum(o.code is None for o in outcomes)} hangs, "
              f"{sum(any('changed' in p for p in o.problems) for o in outcomes)} lost or changed files** "
-             f"({seconds:.0f} s, {time.strftime('%Y-%m-%d')}).\n"]
+             f"({seconds:.0f} s, {time.strftime('%Y-%m-%d')}, udatune at git {_revision()}).\n"]
     lines += ["| group | bad input | command | exit | what the user sees | kept | result |", "|---|---|---|---|---|---|---|"]
     for o in outcomes:
         c = o.case
@@ -496,6 +496,11 @@ def markdown(outcomes: list[Outcome], seconds: float) -> str:
         lines.append(f"| {c.kind} | {c.what} | `{command}` | {o.code} | {message} | {kept} | "
                      f"{'ok' if not o.problems else '; '.join(o.problems)} |")
     return "\n".join(lines) + "\n"
+
+
+def _revision() -> str:
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent)
+    return done.stdout.strip() or "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:
