@@ -251,7 +251,10 @@ def train_worker(loop_config: dict) -> None:
     # DDP across the trial's workers; a single worker trains its model as is.
     wrap_model = ray.train.torch.prepare_model if world > 1 else None
 
-    reporter = TrainReporter(rank, world, loop_config.get("trial_id", ""), stop_board(loop_config.get("stop_board")))
+    reporter = TrainReporter(
+        rank, world, loop_config.get("trial_id", ""), stop_board(loop_config.get("stop_board")),
+        device=ray.train.torch.get_device(),
+    )
     checkpoint = ray.train.get_checkpoint()
     outcome = "done"
     with checkpoint.as_directory() if checkpoint else contextlib.nullcontext() as resume:
@@ -276,8 +279,11 @@ class TrainReporter:
     is timed separately. The sweep's overhead benchmark sums these.
     """
 
-    def __init__(self, rank: int, world: int = 1, trial_id: str = "", board=None, clock=time.perf_counter) -> None:
+    def __init__(
+        self, rank: int, world: int = 1, trial_id: str = "", board=None, clock=time.perf_counter, device=None
+    ) -> None:
         self.rank, self.world, self.trial_id, self.board = rank, world, trial_id, board
+        self.device = device  # the worker's torch device: collectives run on it (NCCL takes no CPU tensors)
         self.clock = clock  # a monotonic clock in seconds (a test passes its own)
         self.last_train: dict = {}
         self.setup_seconds = 0.0
@@ -353,12 +359,9 @@ class TrainReporter:
             except ray.exceptions.RayActorError:
                 pass  # the board went with the driver's node: nobody stops this trial any more
         if self.world > 1:
-            import torch
             import torch.distributed as dist
 
-            flag = torch.tensor([int(stop)])
-            dist.broadcast(flag, src=0)
-            stop = bool(flag.item())
+            stop = agree_on_stop(stop, self.rank, self.device or "cpu", dist.broadcast)
         if stop:
             raise StopRequested
 
@@ -382,6 +385,20 @@ class TrainReporter:
             if key in train:
                 metrics[key] = train[key]
         return metrics
+
+
+def agree_on_stop(stop: bool, rank: int, device, broadcast) -> bool:
+    """Rank 0's answer, on every rank: ``broadcast(tensor, src=0)`` as `torch.distributed` does.
+
+    The flag is made on the worker's device: with GPUs Ray Train's process group is NCCL,
+    which rejects CPU tensors (every multi-worker GPU trial used to die at its first log step).
+    Rank 0 already knows its answer and does not read the flag back.
+    """
+    import torch
+
+    flag = torch.tensor([int(stop)], device=device)
+    broadcast(flag, src=0)
+    return stop if rank == 0 else bool(flag.item())
 
 
 def scores_on_test(record: dict) -> dict:
