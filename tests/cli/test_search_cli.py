@@ -53,6 +53,7 @@ def test_an_unreachable_address_is_a_clear_error_and_writes_nothing(tmp_path, ca
         (["--space", "nosuch"], "nosuch"),
         (["--set", "uda.taux=1"], "uda.taux"),
         (["--cpus-per-trial", "0"], "--cpus-per-trial"),
+        (["--workers-per-trial", "2", "--gpus-per-trial", "0.5"], "--workers-per-trial 2 with --gpus-per-trial 0.5"),
     ],
 )
 def test_bad_options_are_rejected(tmp_path, capsys, args, needle):

@@ -119,6 +119,8 @@ def test_method_order_and_fitting():
         ({"reduction_factor": 1.0}, "--reduction-factor"),
         ({"grace_period": 10_000}, "--grace-period"),
         ({"resources": TrialResources(0, 1.0, 0.0)}, "--workers-per-trial"),
+        ({"resources": TrialResources(2, 1.0, 0.5)}, "--gpus-per-trial 0.5"),
+        ({"resources": TrialResources(2, 1.0, 1.5)}, "whole GPUs"),
         ({"spaces": (load_space("autoaugment"), load_space("autoaugment"))}, "'autoaugment'"),
     ],
 )
@@ -155,3 +157,8 @@ def test_trial_names_sort_by_order():
         config = {"index": 3, "method": "randaugment", "seed": 1}
 
     assert trial_name(Trial()) == "003-randaugment-s1-abc_00003"
+
+
+@pytest.mark.parametrize("resources", [TrialResources(1, 1.0, 0.5), TrialResources(2, 1.0, 1.0), TrialResources(2, 1.0, 0.0)])
+def test_fractional_gpus_are_fine_for_single_worker_trials_and_whole_gpus_for_ddp(resources):
+    settings(resources=resources).check()

@@ -84,6 +84,11 @@ class SweepSettings:
             (self.resources.workers < 1, f"--workers-per-trial must be ≥ 1, got {self.resources.workers}"),
             (self.resources.cpus <= 0, f"--cpus-per-trial must be > 0, got {self.resources.cpus}"),
             (self.resources.gpus < 0, f"--gpus-per-trial must be ≥ 0, got {self.resources.gpus}"),
+            # DDP ranks sharing one GPU: NCCL aborts ("Duplicate GPU detected") at the first collective.
+            (self.resources.workers > 1 and not float(self.resources.gpus).is_integer(),
+             f"--workers-per-trial {self.resources.workers} with --gpus-per-trial {self.resources.gpus:g}: "
+             "data-parallel workers need whole GPUs each (NCCL cannot run two ranks on one GPU); "
+             "use --gpus-per-trial 1 (or more), or --workers-per-trial 1 to pack several trials per GPU"),
             (self.max_failures < 0, f"--max-failures must be ≥ 0, got {self.max_failures}"),
             (self.trials > 0 and not self.spaces, "searched trials need at least one --space"),
             (self.trials == 0 and not self.baselines, "nothing to run: no searched trials and no baselines"),
