@@ -32,7 +32,7 @@ SWEEP_DEFAULTS = {
     # every log record whether the scheduler has stopped it, so a pruned trial frees its slot
     # within a couple of seconds.
     "train.log_every": 10,
-    "train.num_workers": 0,  # a trial gets one CPU; a loader process would only compete for it
+    # train.num_workers: from --cpus-per-trial (TrialResources.loader_workers)
 }
 SYNTHETIC_SIZE = "32x48"
 
@@ -87,7 +87,9 @@ def search(
     from udatune.tune.trainable import TrialResources
 
     # --- parse and validate, before anything starts -------------------------------------------
-    cfg = load_config(config) if config else TrialConfig().override(SWEEP_DEFAULTS, source="sweep defaults")
+    resources = TrialResources(workers_per_trial, cpus_per_trial, gpus_per_trial)
+    defaults = {**SWEEP_DEFAULTS, "train.num_workers": resources.loader_workers}
+    cfg = load_config(config) if config else TrialConfig().override(defaults, source="sweep defaults")
     options = {
         "data.dataset": dataset, "data.root": data_root, "data.labeled": labeled, "data.split_seed": split_seed,
         "data.image_size": image_size, "model.name": model,
@@ -109,7 +111,7 @@ def search(
     settings = sweeps.SweepSettings(
         spaces=spaces, name=name, storage=sweeps.absolute_storage(storage), trials=trials, seeds=seed_list,
         max_steps=max_steps, max_concurrent=max_concurrent, scheduler=scheduler.lower(), grace_period=grace_period,
-        reduction_factor=reduction_factor, resources=TrialResources(workers_per_trial, cpus_per_trial, gpus_per_trial),
+        reduction_factor=reduction_factor, resources=resources,
         baselines=baselines, max_failures=max_failures,
     )
     settings.check()

@@ -162,3 +162,8 @@ def test_trial_names_sort_by_order():
 @pytest.mark.parametrize("resources", [TrialResources(1, 1.0, 0.5), TrialResources(2, 1.0, 1.0), TrialResources(2, 1.0, 0.0)])
 def test_fractional_gpus_are_fine_for_single_worker_trials_and_whole_gpus_for_ddp(resources):
     settings(resources=resources).check()
+
+
+@pytest.mark.parametrize("cpus, loaders", [(1.0, 0), (1.5, 0), (2.0, 1), (4.0, 3)])
+def test_a_trial_gets_a_loader_process_per_cpu_beyond_the_one_that_trains(cpus, loaders):
+    assert TrialResources(1, cpus, 0.0).loader_workers == loaders

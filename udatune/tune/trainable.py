@@ -99,6 +99,12 @@ class TrialResources:
     cpus: float = 1.0
     gpus: float = 0.0
 
+    @property
+    def loader_workers(self) -> int:
+        """Loader processes per Train worker: the worker's CPUs beyond the one that trains
+        (none with one CPU: a loader process would only compete with the training for it)."""
+        return max(int(self.cpus) - 1, 0)
+
     def scaling_config(self):
         from ray.train import ScalingConfig
 
@@ -148,7 +154,7 @@ def sweep_trial(
         train_worker,
         train_loop_config={
             "config": cfg.to_dict(), "trial_id": trial_id, "stop_board": stop_board, "evaluate_test": evaluate_test,
-            "outcome_file": outcome_file,
+            "outcome_file": outcome_file, "gpus": resources.gpus,
         },
         scaling_config=resources.scaling_config(),
         run_config=ray.train.RunConfig(
@@ -216,16 +222,58 @@ def failure_reason(err: Exception) -> str:
     """One line: ``diverged: loss became nan by step 40``, or a user error's message."""
     from udatune.train.step import TrialDiverged
 
+    import torch
+
+    if isinstance(err, torch.cuda.OutOfMemoryError):
+        return ("out of GPU memory: lower train.batch_size or train.crop, or give each trial more "
+                "--gpus-per-trial (" + " ".join(str(err).split())[:200] + ")")
     prefix = "diverged: " if isinstance(err, TrialDiverged) else ""
     return prefix + " ".join(str(err).split())
 
 
 def final_failures() -> tuple[type[Exception], ...]:
-    """Exceptions that end a trial as failed instead of being retried: they would recur."""
+    """Exceptions that end a trial as failed instead of being retried: they would recur.
+    A CUDA out-of-memory error is one: the same config on the same share of a GPU runs out again."""
+    import torch
+
     from udatune.errors import UdatuneError
     from udatune.train.step import TrialDiverged
 
-    return (TrialDiverged, UdatuneError)
+    return (TrialDiverged, UdatuneError, torch.cuda.OutOfMemoryError)
+
+
+def worker_device(configured: str, assigned, gpus_reserved: bool, cuda_usable: bool) -> str:
+    """The device a Train worker trains on.
+
+    With GPUs reserved, it is the one Ray Train assigned, whatever the config says; and CUDA must
+    work: a torch build the GPU's driver is too old for reports no CUDA, and Ray Train then hands
+    out the CPU — a GPU trial that silently trains on the CPU. Without GPUs, ``auto`` is the CPU
+    Ray assigned, and an explicit device stays as configured (``cuda`` then fails as in
+    ``udatune train``: Ray hides the GPUs from a worker that reserved none).
+    """
+    from udatune.errors import ConfigError
+
+    if gpus_reserved:
+        if not cuda_usable or getattr(assigned, "type", str(assigned)) != "cuda":
+            import torch
+
+            raise ConfigError(
+                "This trial reserved GPUs (--gpus-per-trial) but CUDA is not usable in its worker "
+                f"(torch {torch.__version__}, built for CUDA {torch.version.cuda or 'none'}; Ray assigned {assigned}): "
+                "the NVIDIA driver may be older than this torch build needs, or the GPUs are hidden. "
+                "Install a torch build that matches the driver, or run with --gpus-per-trial 0 to train on CPUs."
+            )
+        return str(assigned)
+    return str(assigned) if configured == "auto" else configured
+
+
+def limit_gpu_memory(gpus: float, device) -> None:
+    """A trial with a fraction of a GPU may allocate only that fraction of its memory, so
+    trials packed on one GPU fail alone (out of memory) instead of starving each other."""
+    import torch
+
+    if 0 < gpus < 1 and torch.device(device).type == "cuda":
+        torch.cuda.set_per_process_memory_fraction(gpus, torch.device(device))
 
 
 def train_worker(loop_config: dict) -> None:
@@ -244,21 +292,23 @@ def train_worker(loop_config: dict) -> None:
         # Data parallel: every worker draws different batches (the labeled subset is fixed by
         # data.split_seed, so it is the same on all workers); DDP syncs the gradients.
         updates["train.seed"] = cfg.train.seed * 1000 + rank
-    if cfg.train.device == "auto" or world > 1:
-        # The device Ray Train assigned to this worker (a GPU when use_gpu, else the CPU).
-        updates["train.device"] = str(ray.train.torch.get_device())
-    cfg = cfg.override(updates, source="train worker")
+    gpus = float(loop_config.get("gpus", 0.0))
+    assigned = ray.train.torch.get_device()  # the worker's GPU when it reserved one, else the CPU
     # DDP across the trial's workers; a single worker trains its model as is.
     wrap_model = ray.train.torch.prepare_model if world > 1 else None
 
     reporter = TrainReporter(
-        rank, world, loop_config.get("trial_id", ""), stop_board(loop_config.get("stop_board")),
-        device=ray.train.torch.get_device(),
+        rank, world, loop_config.get("trial_id", ""), stop_board(loop_config.get("stop_board")), device=assigned
     )
     checkpoint = ray.train.get_checkpoint()
     outcome = "done"
     with checkpoint.as_directory() if checkpoint else contextlib.nullcontext() as resume:
         try:
+            import torch
+
+            updates["train.device"] = worker_device(cfg.train.device, assigned, gpus > 0, torch.cuda.is_available())
+            cfg = cfg.override(updates, source="train worker")
+            limit_gpu_memory(gpus, cfg.train.device)
             data = build_data(cfg.data)
             run_trial(cfg, data, hooks=reporter, resume=Path(resume) if resume else None, wrap_model=wrap_model)
         except StopRequested:
