@@ -2,6 +2,7 @@
 
 import pandas as pd
 import pytest
+import torch
 
 from udatune.cli.app import main
 
@@ -28,3 +29,12 @@ def test_a_two_worker_trial_trains_with_ddp_and_reports(tmp_path):
     # Both workers joined one Train run: rank 0 reported a world of two.
     (progress,) = (storage / "ddp").glob("*-randaugment-*/progress.csv")
     assert set(pd.read_csv(progress)["workers"]) == {2}
+    # Its checkpoint holds the bare model (no DDP ``module.`` keys): `udatune train --weights` starts from it.
+    checkpoints = sorted((storage / "ddp").rglob("trial.pt"))
+    assert checkpoints
+    state = torch.load(checkpoints[-1], map_location="cpu", weights_only=False)
+    assert state["model"] and not any(key.startswith("module.") for key in state["model"])
+    out = tmp_path / "from-ddp"
+    assert main(["train", "--weights", str(checkpoints[-1]), "--fast-dev-run", "--mode", "supervised",
+                 "--width", "4", "--image-size", "32x48", "--out", str(out)]) == 0
+    assert (out / "config.json").is_file()

@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import torch
 from torch import nn
+from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
 
 from udatune.config import ModelConfig
 from udatune.errors import ConfigError
@@ -93,6 +94,8 @@ def load_weights(model: nn.Module, path: str | Path, num_classes: int) -> None:
             'optionally under a "model" key); save it with torch.save(model.state_dict(), path).'
         )
 
+    # A DDP wrapper's keys (``module.``): older udatune DDP checkpoints, other tools' files.
+    consume_prefix_in_state_dict_if_present(loaded, "module.")
     ignored = tuple(getattr(model, "ignored_weight_prefixes", ()))
     state = {k: v for k, v in loaded.items() if not k.startswith(ignored)}
     expected = model.state_dict()

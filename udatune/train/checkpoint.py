@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import torch
+from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
 
 CHECKPOINT_FILE = "trial.pt"
 
@@ -18,7 +19,9 @@ def save_checkpoint(path: Path, ctx, scheduler, step: int, cfg, history: list[di
     state = {
         "step": step,
         "config": cfg.to_dict(),
-        "model": ctx.model.state_dict(),
+        # The bare model's weights, as torchvision's references save them: a DDP wrapper's would
+        # carry ``module.`` keys that `udatune train --weights` and single-process resumes reject.
+        "model": ctx.model_without_ddp.state_dict(),
         "optimizer": ctx.optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
         "scaler": ctx.scaler.state_dict() if ctx.scaler is not None else None,
@@ -40,7 +43,9 @@ def load_checkpoint(path: Path, ctx, scheduler) -> dict:
     if file.is_dir():
         file = file / CHECKPOINT_FILE
     state = torch.load(file, map_location=ctx.device, weights_only=False)
-    ctx.model.load_state_dict(state["model"])
+    # Checkpoints of DDP trials written before the unwrapped model was saved carry ``module.``.
+    consume_prefix_in_state_dict_if_present(state["model"], "module.")
+    ctx.model_without_ddp.load_state_dict(state["model"])
     ctx.optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     if ctx.scaler is not None and state["scaler"] is not None:

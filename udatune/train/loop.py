@@ -117,6 +117,7 @@ def setup_trial(
     uda_mode = cfg.uda.mode == "uda"
     ctx = StepContext(
         model=model,
+        model_without_ddp=unwrapped,
         optimizer=optimizer,
         uda=cfg.uda,
         num_classes=data.num_classes,

@@ -33,7 +33,8 @@ class TrialDiverged(RuntimeError):
 class StepContext:
     """What a step needs besides the batches: built once per run by the loop."""
 
-    model: nn.Module
+    model: nn.Module  # what the step runs: the model, or its DDP wrapper
+    model_without_ddp: nn.Module  # the model itself: what checkpoints hold (no ``module.`` keys)
     optimizer: torch.optim.Optimizer
     uda: UDAConfig
     num_classes: int
