@@ -182,3 +182,13 @@ def test_distribution_alignment_state_round_trips_and_keeps_a_running_mean():
     b = DistributionAlignment(2)
     b.load_state_dict(a.state_dict())
     assert torch.equal(b.log_ratio(torch.device("cpu")), a.log_ratio(torch.device("cpu")))
+
+
+def test_class_histogram_counts_as_bincount_does_without_sizing_from_the_data():
+    from udatune.train.losses import class_histogram
+
+    labels = torch.tensor([[0, 2, 2], [3, 0, 2]])
+    weights = torch.tensor([[1.0, 0.0, 1.0], [0.5, 1.0, 1.0]])
+    assert torch.equal(class_histogram(labels, 5), torch.bincount(labels.flatten(), minlength=5))
+    assert torch.equal(class_histogram(labels, 5, weights), torch.bincount(labels.flatten(), weights.flatten(), minlength=5))
+    assert class_histogram(labels, 5).dtype == torch.int64 and class_histogram(labels, 5, weights).dtype == torch.float32

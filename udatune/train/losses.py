@@ -112,8 +112,18 @@ def class_balance_weights(labels: torch.Tensor, keep: torch.Tensor, num_classes:
     """
     flat_labels = labels.flatten()
     flat_keep = keep.flatten()
-    counts = torch.bincount(flat_labels, weights=flat_keep, minlength=num_classes)
+    counts = class_histogram(flat_labels, num_classes, flat_keep)
     per_class = torch.where(counts > 0, counts.clamp_min(1.0).rsqrt(), torch.zeros_like(counts))
     weights = per_class[flat_labels] * flat_keep
     kept = flat_keep.sum().clamp_min(1.0)
     return (weights * kept / weights.sum().clamp_min(1e-8)).view_as(keep)
+
+
+def class_histogram(labels: torch.Tensor, num_classes: int, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """``torch.bincount(labels, weights, minlength=num_classes)`` for ids in ``0..num_classes-1``,
+    without its host sync: on CUDA, bincount reads the largest id back to size its output, which
+    stalls the step (several times per UDA step). A scatter into a fixed-size output does not.
+    Same dtypes as bincount: int64 counts, or the weights' dtype."""
+    flat = labels.flatten()
+    values = torch.ones_like(flat) if weights is None else weights.flatten()
+    return torch.zeros(num_classes, dtype=values.dtype, device=flat.device).scatter_add_(0, flat, values)

@@ -30,7 +30,11 @@ class SegmentationScores:
 
 
 class ConfusionMatrix:
-    """Rows are ground truth, columns are predictions."""
+    """Rows are ground truth, columns are predictions.
+
+    The counts stay on the device of the batches (copying every valid pixel to the host to
+    count it there stalled the GPU at every batch); `compute` reads the matrix back once.
+    """
 
     def __init__(self, num_classes: int, ignore_index: int = IGNORE_INDEX) -> None:
         self.num_classes = num_classes
@@ -38,14 +42,24 @@ class ConfusionMatrix:
         self.matrix = torch.zeros(num_classes, num_classes, dtype=torch.int64)
 
     def update(self, target: torch.Tensor, prediction: torch.Tensor) -> None:
-        keep = target != self.ignore_index
-        t = target[keep].to(torch.int64).cpu()
-        p = prediction[keep].to(torch.int64).cpu()
         n = self.num_classes
-        self.matrix += torch.bincount(t * n + p, minlength=n * n).reshape(n, n)
+        self.matrix = self.matrix.to(target.device)
+        # Ignored pixels go to one extra bin past the matrix, so no pixel is selected (a boolean
+        # selection has a data-dependent size, which the host must wait for).
+        cell = torch.where(target != self.ignore_index, target.to(torch.int64) * n + prediction.to(torch.int64), n * n)
+        counts = torch.zeros(n * n + 1, dtype=torch.int64, device=cell.device)
+        counts.scatter_add_(0, cell.flatten(), torch.ones_like(cell.flatten()))
+        self.matrix += counts[: n * n].view(n, n)
+
+    def reduce_from_all_processes(self) -> None:
+        """Sum the matrices of all data-parallel ranks (each evaluated its shard of the split)."""
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            dist.all_reduce(self.matrix)
 
     def compute(self) -> SegmentationScores:
-        return scores_from_confusion(self.matrix.numpy())
+        return scores_from_confusion(self.matrix.cpu().numpy())
 
 
 def scores_from_confusion(matrix: np.ndarray) -> SegmentationScores:

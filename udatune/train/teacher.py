@@ -19,14 +19,23 @@
 from __future__ import annotations
 
 import copy
+from typing import Callable
 
 import torch
 from torch import nn
 
+from udatune.train.losses import class_histogram
+
+# Averages a tensor over the data-parallel ranks (`loop.average_across_ranks`); None: one process.
+# With it, every rank holds the same thresholds, alignment and teacher buffers, so the targets do
+# not depend on which rank computed them and rank 0's checkpoint is everybody's state.
+Reduce = Callable[[torch.Tensor], torch.Tensor]
+
 
 class EMATeacher:
-    def __init__(self, model: nn.Module, decay: float) -> None:
+    def __init__(self, model: nn.Module, decay: float, reduce: Reduce | None = None) -> None:
         self.decay = decay
+        self.reduce = reduce
         self.updates = 0
         self.model = copy.deepcopy(model).eval()
         for p in self.model.parameters():
@@ -43,6 +52,13 @@ class EMATeacher:
             t.lerp_(s.detach(), 1.0 - decay)
         for t, s in zip(self.model.buffers(), student.buffers()):
             t.copy_(s)
+        if self.reduce is not None:
+            # Each rank's student updated its BatchNorm statistics on its own batch.
+            floats = [b for b in self.model.buffers() if b.is_floating_point()]
+            if floats:
+                mean = self.reduce(torch.cat([b.flatten() for b in floats]))
+                for b, part in zip(floats, mean.split([b.numel() for b in floats])):
+                    b.copy_(part.view_as(b))
 
     def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "updates": self.updates}
@@ -53,8 +69,10 @@ class EMATeacher:
 
 
 class ClassThresholds:
-    def __init__(self, num_classes: int, tau: float, adaptive: bool, momentum: float = 0.99) -> None:
-        self.tau, self.adaptive, self.momentum = tau, adaptive, momentum
+    def __init__(
+        self, num_classes: int, tau: float, adaptive: bool, momentum: float = 0.99, reduce: Reduce | None = None
+    ) -> None:
+        self.tau, self.adaptive, self.momentum, self.reduce = tau, adaptive, momentum, reduce
         # Start every class as "well learned": thresholds begin at τ and only fall for classes
         # whose confident share lags behind.
         self.confident_share = torch.ones(num_classes)
@@ -80,8 +98,10 @@ class ClassThresholds:
         self.confident_share = self.confident_share.to(labels.device)
         flat = labels.flatten()
         confident = (confidence.flatten() >= self.tau).float()
-        predicted = torch.bincount(flat, minlength=k).float()
-        passed = torch.bincount(flat, weights=confident, minlength=k)
+        predicted = class_histogram(flat, k).float()
+        passed = class_histogram(flat, k, confident)
+        if self.reduce is not None:  # the share over all ranks' pixels
+            predicted, passed = self.reduce(torch.stack([predicted, passed]))
         share = torch.where(predicted > 0, passed / predicted.clamp_min(1), self.confident_share)
         self.confident_share = self.momentum * self.confident_share + (1 - self.momentum) * share
 
@@ -96,32 +116,37 @@ class DistributionAlignment:
     """Running class frequencies of labeled pixels and of the teacher's predictions; `log_ratio`
     is what the teacher's logits are shifted by (softmax(z + log r) ∝ p · r)."""
 
-    def __init__(self, num_classes: int, momentum: float = 0.99) -> None:
-        self.momentum = momentum
-        self.labeled = torch.full((num_classes,), float("nan"))  # NaN: not observed yet
+    def __init__(self, num_classes: int, momentum: float = 0.99, reduce: Reduce | None = None) -> None:
+        self.momentum, self.reduce = momentum, reduce
+        self.labeled = torch.full((num_classes,), float("nan"))  # NaN: not observed yet (in the state)
         self.predicted = torch.full((num_classes,), float("nan"))
+        # Kept on the host: asking the (device) tensors whether they hold NaN would sync every step.
+        self.observed = False
 
     @torch.no_grad()
     def observe(self, masks: torch.Tensor, teacher_probs: torch.Tensor, ignore_index: int) -> None:
         """``masks``: B x H x W labels of the labeled batch; ``teacher_probs``: B x K x H x W,
         the teacher's un-sharpened, un-aligned probabilities on the unlabeled batch."""
         k = teacher_probs.shape[1]
-        valid = masks[masks != ignore_index]
-        labeled = torch.bincount(valid, minlength=k).float()
-        labeled = labeled / labeled.sum().clamp_min(1.0)
+        valid = masks != ignore_index
+        labeled = class_histogram(torch.where(valid, masks, 0), k, valid.long()).float()
         predicted = teacher_probs.float().mean(dim=(0, 2, 3))
+        if self.reduce is not None:  # all ranks' pixels (equal batches: the mean of means)
+            labeled, predicted = self.reduce(torch.stack([labeled, predicted]))
+        labeled = labeled / labeled.sum().clamp_min(1.0)
         self.labeled = self._update(self.labeled.to(predicted.device), labeled)
         self.predicted = self._update(self.predicted.to(predicted.device), predicted)
+        self.observed = True
 
     def _update(self, running: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
-        if torch.isnan(running).any():  # the first batch sets the start, not a blend with a guess
+        if not self.observed:  # the first batch sets the start, not a blend with a guess
             return batch.clone()
         return self.momentum * running + (1.0 - self.momentum) * batch
 
     def log_ratio(self, device: torch.device) -> torch.Tensor | None:
         """log(labeled / predicted) per class, or None before anything was observed. A small
         floor keeps a class absent from both from producing inf − inf."""
-        if torch.isnan(self.predicted).any():
+        if not self.observed:
             return None
         eps = 1e-4
         return (torch.log(self.labeled.to(device) + eps) - torch.log(self.predicted.to(device) + eps))
@@ -131,6 +156,7 @@ class DistributionAlignment:
 
     def load_state_dict(self, state: dict) -> None:
         self.labeled, self.predicted = state["labeled"].clone(), state["predicted"].clone()
+        self.observed = not bool(torch.isnan(self.predicted).any())
 
 
 def per_class_mask_ratio(keep: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -140,6 +166,6 @@ def per_class_mask_ratio(keep: torch.Tensor, labels: torch.Tensor, num_classes: 
     collapsing (ratio near 0 while the global mask ratio looks healthy) is visible.
     """
     flat = labels.flatten()
-    predicted = torch.bincount(flat, minlength=num_classes).float()
-    passed = torch.bincount(flat, weights=keep.flatten().float(), minlength=num_classes)
+    predicted = class_histogram(flat, num_classes).float()
+    passed = class_histogram(flat, num_classes, keep.flatten().float())
     return torch.where(predicted > 0, passed / predicted.clamp_min(1), torch.full_like(predicted, float("nan")))
