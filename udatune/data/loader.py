@@ -10,12 +10,13 @@ and photometric ops in the workers work on uint8 as albumentations expects.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
 from udatune.data.base import IGNORE_INDEX, FrameSource
 
@@ -67,6 +68,12 @@ def to_chw(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
 
 
+def to_mask(mask: np.ndarray) -> torch.Tensor:
+    """Label ids as uint8 (class ids < 255, `IGNORE_INDEX` = 255): an eighth of int64's bytes to
+    pin and copy; `to_device` makes them int64 on the device."""
+    return torch.from_numpy(np.ascontiguousarray(mask, dtype=np.uint8))
+
+
 class LabeledSet(Dataset):
     def __init__(self, frames: FrameSource, weak: WeakAugment) -> None:
         self.frames, self.weak = frames, weak
@@ -78,7 +85,7 @@ class LabeledSet(Dataset):
         index, seed = item
         image, mask = self.frames.load(index)
         image, mask = self.weak(image, mask, np.random.default_rng(seed))
-        return {"image": to_chw(image), "mask": torch.from_numpy(mask.astype(np.int64))}
+        return {"image": to_chw(image), "mask": to_mask(mask)}
 
 
 class UnlabeledSet(Dataset):
@@ -119,7 +126,7 @@ class EvalSet(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         image, mask = self.frames.load(index)
-        return {"image": to_chw(image), "mask": torch.from_numpy(mask.astype(np.int64))}
+        return {"image": to_chw(image), "mask": to_mask(mask)}
 
 
 class SeededSampler(Sampler):
@@ -162,12 +169,30 @@ def infinite_loader(
     return iter(loader)
 
 
-def eval_loader(frames: FrameSource, batch_size: int, num_workers: int, pin: bool) -> DataLoader:
-    return DataLoader(EvalSet(frames), batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=pin)
+def eval_loader(
+    frames: FrameSource, batch_size: int, num_workers: int, pin: bool, shard: tuple[int, int] = (0, 1)
+) -> DataLoader:
+    """Every frame once, in order; ``shard`` = (rank, world): only frames rank, rank + world, …
+    (DDP ranks split the split and sum their confusion matrices). Workers are kept between
+    evaluations: the loader is built once per run and read at every evaluation."""
+    rank, world = shard
+    dataset = EvalSet(frames) if world == 1 else Subset(EvalSet(frames), range(rank, len(frames), world))
+    return DataLoader(
+        dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=pin,
+        persistent_workers=num_workers > 0,
+    )
 
 
 def normalize(images: torch.Tensor) -> torch.Tensor:
     """uint8 B x 3 x H x W on any device -> float, ImageNet-normalised."""
-    mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1)
+    mean, std = imagenet_stats(images.device)
     return (images.float() / 255.0 - mean) / std
+
+
+@functools.lru_cache(maxsize=8)
+def imagenet_stats(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and std as 1 x 3 x 1 x 1 tensors on ``device``, made once per device: building
+    them from lists at every call copied them to the GPU three times per UDA step."""
+    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
+    return mean, std

@@ -49,7 +49,12 @@ class StepContext:
 
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    """Copy a batch (asynchronously from pinned memory); label maps travel as uint8 and become
+    the int64 that the losses index with only here, on the device."""
+    moved = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    if "mask" in moved:
+        moved["mask"] = moved["mask"].long()
+    return moved
 
 
 Metrics = dict[str, torch.Tensor]
