@@ -64,13 +64,43 @@ def autocast_factory(device: torch.device, amp: bool) -> tuple[Callable[[], obje
     full precision on CPU, where autocast buys little and costs determinism."""
     if device.type != "cuda" or not amp:
         return contextlib.nullcontext, None
-    if torch.cuda.is_bf16_supported():
+    if native_bf16():
         return (lambda: torch.autocast("cuda", dtype=torch.bfloat16)), None
     return (lambda: torch.autocast("cuda", dtype=torch.float16)), torch.amp.GradScaler("cuda")
 
 
+def native_bf16() -> bool:
+    """Whether the GPU computes in bf16 natively. ``is_bf16_supported()`` alone also counts
+    emulation (V100, T4), where bf16 autocast is slower than fp16 with a loss scaler."""
+    try:
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    except TypeError:  # torch < 2.3 has no such argument and counts only native support
+        return torch.cuda.is_bf16_supported()
+
+
+def data_parallel_group() -> tuple[int, int]:
+    """``(rank, world size)`` of the process group DDP trains in (Ray Train's, torchrun's);
+    ``(0, 1)`` in a single process."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def average_across_ranks(tensor: torch.Tensor) -> torch.Tensor:
+    """The mean of ``tensor`` over all ranks (a collective on the tensor's device)."""
+    import torch.distributed as dist
+
+    tensor = tensor.clone()
+    dist.all_reduce(tensor)
+    return tensor / dist.get_world_size()
+
+
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, loader, num_classes: int, device: torch.device, autocast) -> ConfusionMatrix:
+    """Scores of ``loader``'s frames; under DDP each rank passes its shard (`eval_loader`) and
+    the matrices are summed, so every rank returns the scores of the whole split."""
     was_training = model.training
     model.eval()
     matrix = ConfusionMatrix(num_classes)
@@ -80,6 +110,7 @@ def evaluate(model: torch.nn.Module, loader, num_classes: int, device: torch.dev
             logits = model(normalize(batch["image"]))
         matrix.update(batch["mask"], logits.argmax(dim=1))
     model.train(was_training)
+    matrix.reduce_from_all_processes()
     return matrix
 
 
@@ -107,6 +138,8 @@ def setup_trial(
     model = build_model(cfg.model, data.num_classes).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
+        # Fixed input sizes (crops, a fixed image size): let cuDNN pick the fastest kernels once.
+        torch.backends.cudnn.benchmark = True
     unwrapped = model
     if wrap_model is not None:
         model = wrap_model(model)
@@ -115,6 +148,8 @@ def setup_trial(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: (1 - min(s, t.steps) / (t.steps + 1)) ** 0.9)
     autocast, scaler = autocast_factory(device, t.amp)
     uda_mode = cfg.uda.mode == "uda"
+    # Under DDP the teacher's state is averaged over the ranks at every step (a small collective).
+    reduce = average_across_ranks if data_parallel_group()[1] > 1 else None
     ctx = StepContext(
         model=model,
         model_without_ddp=unwrapped,
@@ -125,10 +160,10 @@ def setup_trial(
         total_steps=t.steps,
         autocast=autocast,
         scaler=scaler,
-        ema=EMATeacher(unwrapped, cfg.uda.ema_decay) if (uda_mode and cfg.uda.ema_decay > 0) else None,
-        thresholds=ClassThresholds(data.num_classes, cfg.uda.tau, cfg.uda.class_adaptive),
+        ema=EMATeacher(unwrapped, cfg.uda.ema_decay, reduce=reduce) if (uda_mode and cfg.uda.ema_decay > 0) else None,
+        thresholds=ClassThresholds(data.num_classes, cfg.uda.tau, cfg.uda.class_adaptive, reduce=reduce),
         uses_geometry=policy.uses_geometry,
-        alignment=DistributionAlignment(data.num_classes) if (uda_mode and cfg.uda.align) else None,
+        alignment=DistributionAlignment(data.num_classes, reduce=reduce) if (uda_mode and cfg.uda.align) else None,
     )
     return TrialSetup(ctx, scheduler, policy, device)
 
@@ -162,7 +197,8 @@ def run_trial(
     if uda_mode:
         unlabeled = UnlabeledSet(data.unlabeled, weak, policy)
         unlabeled_iter = infinite_loader(unlabeled, t.unlabeled_batch_size, t.seed + 1, start, t.num_workers, pin)
-    val_loader = eval_loader(data.val, max(t.batch_size, 16), 0, pin)
+    shard = data_parallel_group()  # under DDP each rank evaluates every world-th frame
+    val_loader = eval_loader(data.val, max(t.batch_size, 16), t.num_workers, pin, shard)
 
     result = TrialResult(steps=start, final=history[-1] if history else {}, best_miou=best, history=history)
     running: dict[str, torch.Tensor] = {}
@@ -195,7 +231,7 @@ def run_trial(
             result.step_seconds += time.perf_counter() - tock
         result.wait_seconds += tock - tick
         if step % t.eval_every == 0 or step == t.steps:
-            scores = evaluate(model, val_loader, data.num_classes, device, autocast).compute()
+            scores = evaluate(ctx.model_without_ddp, val_loader, data.num_classes, device, autocast).compute()
             best = max(best, scores.miou)
             record = {"kind": "eval", "split": "val", "step": step, **scores.as_dict(data.classes), "best_miou": best}
             history.append(record)
@@ -203,8 +239,8 @@ def run_trial(
             hooks(record, save)
     result.steps = step
     if t.evaluate_test and data.test is not None and len(data.test) > 0:
-        test_loader = eval_loader(data.test, max(t.batch_size, 16), 0, pin)
-        scores = evaluate(model, test_loader, data.num_classes, device, autocast).compute()
+        test_loader = eval_loader(data.test, max(t.batch_size, 16), 0, pin, shard)
+        scores = evaluate(ctx.model_without_ddp, test_loader, data.num_classes, device, autocast).compute()
         result.test = {"kind": "eval", "split": "test", "step": step, **scores.as_dict(data.classes)}
         hooks(result.test, save)
     return result
