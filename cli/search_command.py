@@ -144,7 +144,7 @@ def run_with_view(console: Console, settings, storage: str, address: str | None,
     checked before Ray starts); Ctrl-C ends with exit code 130 and the command to resume."""
     from udatune.errors import RunInterrupted
     from udatune.tune.capacity import check_trial_fits, cluster_capacity
-    from udatune.tune.cluster import ray_cluster, redirect_output
+    from udatune.tune.cluster import check_shared_storage, ray_cluster, redirect_output
 
     local_folder = None if "://" in settings.path else Path(settings.path)
     fresh = local_folder is not None and not local_folder.exists()
@@ -159,6 +159,7 @@ def run_with_view(console: Console, settings, storage: str, address: str | None,
                 r = settings.resources  # checked again on what Ray found: a local Ray can see fewer cores
                 check_trial_fits(r.workers, r.cpus, r.gpus, cluster_capacity(),
                                  "the local Ray" if cluster.local else f"the cluster at {cluster.address}")
+                check_shared_storage(settings.storage, cluster.nodes)
                 view.cluster = cluster
                 with view.live():
                     outcome = run(cluster, view.update)
