@@ -101,6 +101,13 @@ def average_across_ranks(tensor: torch.Tensor) -> torch.Tensor:
 def evaluate(model: torch.nn.Module, loader, num_classes: int, device: torch.device, autocast) -> ConfusionMatrix:
     """Scores of ``loader``'s frames; under DDP each rank passes its shard (`eval_loader`) and
     the matrices are summed, so every rank returns the scores of the whole split."""
+    if data_parallel_group()[1] > 1:
+        # Rank 0's BatchNorm statistics on every rank, the ones its checkpoint holds: each rank's
+        # last training forward updated its own, and DDP re-syncs them only at the next one.
+        import torch.distributed as dist
+
+        for buffer in model.buffers():
+            dist.broadcast(buffer, src=0)
     was_training = model.training
     model.eval()
     matrix = ConfusionMatrix(num_classes)
