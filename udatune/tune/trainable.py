@@ -220,9 +220,9 @@ def write_outcome(uri: str, outcome: str, metrics: dict) -> None:
 
 def failure_reason(err: Exception) -> str:
     """One line: ``diverged: loss became nan by step 40``, or a user error's message."""
-    from udatune.train.step import TrialDiverged
-
     import torch
+
+    from udatune.train.step import TrialDiverged
 
     if isinstance(err, torch.cuda.OutOfMemoryError):
         return ("out of GPU memory: lower train.batch_size or train.crop, or give each trial more "
@@ -251,12 +251,12 @@ def worker_device(configured: str, assigned, gpus_reserved: bool, cuda_usable: b
     Ray assigned, and an explicit device stays as configured (``cuda`` then fails as in
     ``udatune train``: Ray hides the GPUs from a worker that reserved none).
     """
+    import torch
+
     from udatune.errors import ConfigError
 
     if gpus_reserved:
-        if not cuda_usable or getattr(assigned, "type", str(assigned)) != "cuda":
-            import torch
-
+        if not cuda_usable or torch.device(assigned).type != "cuda":
             raise ConfigError(
                 "This trial reserved GPUs (--gpus-per-trial) but CUDA is not usable in its worker "
                 f"(torch {torch.__version__}, built for CUDA {torch.version.cuda or 'none'}; Ray assigned {assigned}): "
