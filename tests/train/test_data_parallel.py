@@ -1,4 +1,4 @@
-"""Two DDP ranks (gloo, CPU, forked processes) agree with one process.
+"""Two DDP ranks (gloo, CPU, two fresh processes) agree with one process.
 
 Each rank evaluates its shard of the val frames and the confusion matrices are summed; the
 teacher's state (class thresholds, distribution alignment, EMA BatchNorm buffers) is averaged
@@ -6,8 +6,9 @@ over the ranks at every step, so it is the same on both and equals what one proc
 from both ranks' batches.
 """
 
-import multiprocessing
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -102,14 +103,18 @@ class IdentityNormalised(nn.Module):
 
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory):
+    # Each rank is this file run as a script: a forked pytest process can hang in torch or gloo
+    # (threads that the parent had started do not survive a fork).
     tmp = tmp_path_factory.mktemp("ddp")
-    fork = multiprocessing.get_context("fork")
-    procs = [fork.Process(target=rank_main, args=(r, str(tmp / "rendezvous"), str(tmp / "out"))) for r in range(2)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=120)
-    assert [p.exitcode for p in procs] == [0, 0]
+    args = [str(tmp / "rendezvous"), str(tmp / "out")]
+    procs = [subprocess.Popen([sys.executable, __file__, str(r), *args]) for r in range(2)]
+    try:
+        codes = [p.wait(timeout=180) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert codes == [0, 0]
     return [pickle.loads((tmp / f"out.{r}").read_bytes()) for r in range(2)]
 
 
@@ -148,3 +153,7 @@ def test_ema_batchnorm_buffers_are_averaged_over_the_ranks(ranks):
     assert not torch.allclose(a["student_bn_mean"], b["student_bn_mean"])  # the students did drift apart
     assert torch.equal(a["bn_mean"], b["bn_mean"])
     assert torch.allclose(a["bn_mean"], (a["student_bn_mean"] + b["student_bn_mean"]) / 2, atol=1e-6)
+
+
+if __name__ == "__main__":
+    rank_main(int(sys.argv[1]), sys.argv[2], sys.argv[3])
