@@ -282,8 +282,6 @@ CASES: tuple[Case, ...] = (
          absent=("runs",)),
     Case("search-address", "sweep options", "an address where no Ray answers", ("search", "--address", "127.0.0.1:9"), "--address",
          absent=("runs",)),
-    Case("search-address-auto", "sweep options", "--address auto where no Ray runs", ("search", "--address", "auto", "--name", "auto"),
-         "--address", absent=("runs/sweeps/auto/sweep.json",), slow=True),
     Case("search-resume-no-name", "sweep options", "--resume without --name", ("search", "--resume"), "--name", absent=("runs",)),
     Case("search-bad-dataset", "sweep options", "a sweep over a broken dataset", ("search", "--dataset", "camvid", "--data-root", "camvid"),
          "trainannot", setup=_camvid(_no_trainannot), absent=("runs",)),

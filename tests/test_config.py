@@ -20,7 +20,7 @@ from udatune.errors import ConfigError
     (lambda: TrainConfig(device="tpu"), "train.device"),
     (lambda: TrainConfig(device="cuda:x"), "train.device"),
     (lambda: DataConfig(image_size=(100_000, 100_000)), "--image-size"),
-    (lambda: DataConfig(image_size=(8, 8)), "--image-size"),
+    (lambda: TrialConfig(data=DataConfig(image_size=(8, 8))), "at least 32"),
     (lambda: DataConfig(labeled="0"), "--labeled"),
     (lambda: DataConfig(dataset="kitti"), "kitti"),
     (lambda: ModelConfig(name="segformr"), "segformr"),
