@@ -47,7 +47,13 @@ class DataConfig:
 class ModelConfig:
     name: str = "unet"
     width: int = 16  # U-Net base channels; ignored by DeepLabV3
-    weights: str | None = None  # optional local weights file; nothing is downloaded
+    weights: str | None = None  # optional local weights file for the whole model
+    # smp models only (`udatune.models.smp_models`); udatune's U-Net and torchvision's DeepLabV3 ignore them.
+    encoder: str = "resnet18"  # any smp encoder name, timm's included as tu-<name>
+    # "imagenet" (smp fetches them once into its cache), "none" (random), or a local encoder state dict
+    encoder_weights: str = "imagenet"
+    # sha256 of the encoder weights file; set by the driver so every trial uses (and records) the same file
+    encoder_weights_sha256: str | None = None
 
     def __post_init__(self) -> None:
         from udatune.models.registry import model_names
@@ -113,6 +119,9 @@ class TrainConfig:
     crop: tuple[int, int] | None = None  # random crop (height, width) as weak augmentation
     log_every: int = 10  # steps between progress/metric records
     evaluate_test: bool = False  # also score the test split at the end
+    # A pretrained encoder learns at lr × this (0.1 is usual); 1.0 = one learning rate for all.
+    encoder_lr_mult: float = 1.0
+    freeze_encoder_steps: int = 0  # keep the encoder (weights and BatchNorm statistics) frozen this long
 
     def __post_init__(self) -> None:
         _check("train", [

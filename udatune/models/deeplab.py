@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from udatune.config import ModelConfig
-from udatune.models.registry import register_model
+from udatune.models.registry import EncoderModel, register_model
 
 if TYPE_CHECKING:
     from torchvision.models.segmentation import DeepLabV3
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 # about 1.5 s of start-up that every U-Net trial would otherwise pay.
 
 
-class DeepLabV3Logits(nn.Module):
+class DeepLabV3Logits(EncoderModel):
     """A torchvision DeepLabV3 without the auxiliary head, returning the ``"out"`` logits."""
 
     # DeepLabHead is ASPP, 3×3 conv, BN, ReLU, then the 1×1 conv to classes at index 4.
@@ -44,6 +44,11 @@ class DeepLabV3Logits(nn.Module):
         super().__init__()
         self.backbone = net.backbone
         self.classifier = net.classifier
+
+    @property
+    def encoder(self) -> nn.Module:
+        """The backbone: pretrained when ``model.weights`` comes from an ImageNet-trained model."""
+        return self.backbone
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = self.backbone(x)["out"]

@@ -4,8 +4,14 @@ Every registered model has the same contract, so the trainer never asks which on
 it maps a normalised float batch ``B×3×H×W`` to logits ``B×num_classes×H×W`` at the input
 resolution, for any ``H, W >= 32`` (sizes need not be multiples of 16 or 32).
 
-Nothing is ever downloaded. Pretrained weights come only from a local file named by
-``ModelConfig.weights``, so a trial behaves the same on a laptop and on an offline cluster node.
+Models with a pretrained encoder (smp's, torchvision's DeepLabV3) derive from `EncoderModel`,
+so the trainer can give the encoder its own learning rate and freeze it for the first steps
+without knowing which model it holds. They still take the same ImageNet-normalised input; one
+whose encoder was pretrained with other statistics converts inside its ``forward``.
+
+udatune's own models download nothing: their weights come from ``ModelConfig.weights``. smp's
+pretrained encoders are fetched once into the user's cache (`udatune.models.encoder_weights`),
+never during tests.
 """
 
 from __future__ import annotations
@@ -25,6 +31,43 @@ ModelBuilder = Callable[[ModelConfig, int], nn.Module]
 MODELS: dict[str, ModelBuilder] = {}
 
 
+class EncoderModel(nn.Module):
+    """A segmentation model with a (usually pretrained) ``encoder`` submodule.
+
+    ``encoder_frozen`` keeps the encoder's normalisation layers in eval mode even when the
+    model is put in train mode, so a frozen encoder's BatchNorm statistics stay those it was
+    pretrained with; the trainer freezes the weights themselves with a zero learning rate
+    (which, unlike ``requires_grad=False``, leaves a DDP-wrapped model's parameters unchanged).
+    """
+
+    encoder_frozen: bool = False
+
+    @property
+    def encoder(self) -> nn.Module:
+        raise NotImplementedError
+
+    def train(self, mode: bool = True) -> "EncoderModel":
+        super().train(mode)
+        if mode and self.encoder_frozen:
+            for module in self.encoder.modules():
+                if isinstance(module, nn.modules.batchnorm._NormBase):
+                    module.eval()
+        return self
+
+
+def encoder_of(model: nn.Module) -> nn.Module | None:
+    """The encoder of a (possibly DDP-wrapped) model, or None for a model without one (the U-Net)."""
+    model = getattr(model, "module", model)
+    return model.encoder if isinstance(model, EncoderModel) else None
+
+
+def set_encoder_frozen(model: nn.Module, frozen: bool) -> None:
+    model = getattr(model, "module", model)
+    if isinstance(model, EncoderModel):
+        model.encoder_frozen = frozen
+        model.train(model.training)
+
+
 def register_model(name: str) -> Callable[[ModelBuilder], ModelBuilder]:
     """Register ``builder(cfg, num_classes) -> nn.Module`` under ``name`` (timm style)."""
 
@@ -38,7 +81,7 @@ def register_model(name: str) -> Callable[[ModelBuilder], ModelBuilder]:
 def _load_builtin() -> None:
     # Importing the modules registers their builders; kept lazy so that importing the
     # registry stays cheap and free of side effects beyond filling MODELS.
-    from udatune.models import deeplab, unet  # noqa: F401
+    from udatune.models import deeplab, smp_models, unet  # noqa: F401
 
 
 def model_names() -> list[str]:
