@@ -14,8 +14,13 @@ seed), the same step budget and the same training seed:
 Results are cached per run under ``bench/out/quality`` so an interrupted benchmark resumes,
 and the summary is written to docs/benchmarks.md.
 
+``--models`` runs the same grid for several models (``name`` or ``name:encoder``, e.g.
+``deeplabv3plus:resnet18``), one section each (``<tag>-<model>``), sharing ``--jobs``.
+
     python -m bench.quality --dataset synthetic --seeds 0 1 2 --jobs 2
     python -m bench.quality --dataset camvid --seeds 0 --jobs 2
+    python -m bench.quality --methods supervised uda --models deeplabv3plus:resnet18 smp-unet:resnet18 \
+        --set model.encoder_weights=none --tag smp --jobs 2
 """
 
 from __future__ import annotations
@@ -76,24 +81,39 @@ def run_one(dataset: str, method: str, seed: int, extra: dict, threads: int) -> 
     }
 
 
-def run_all(dataset: str, seeds: list[int], methods: list[str], extra: dict, jobs: int, tag: str, cached_only: bool = False) -> list[dict]:
+def model_overrides(spec: str | None) -> dict:
+    """``name`` or ``name:encoder`` -> config overrides (None: the config's model)."""
+    if spec is None:
+        return {}
+    name, _, encoder = spec.partition(":")
+    return {"model.name": name, **({"model.encoder": encoder} if encoder else {})}
+
+
+def run_all(dataset: str, seeds: list[int], methods: list[str], extra: dict, jobs: int, tag: str, cached_only: bool = False,
+            models: list[str | None] = (None,)) -> dict[str | None, list[dict]]:
+    """Run (or read from the cache) every model × seed × method; records per model."""
     OUT.mkdir(parents=True, exist_ok=True)
-    todo, done = [], []
-    for seed in seeds:
-        for method in methods:
-            path = OUT / f"{tag}-{method}-s{seed}.json"
-            if path.exists():
-                done.append(json.loads(path.read_text()))
-            elif not cached_only:
-                todo.append((method, seed, path))
+    todo, done = [], {m: [] for m in models}
+    for model in models:
+        for seed in seeds:
+            for method in methods:
+                name = tag if model is None else f"{tag}-{model.replace(':', '-')}"
+                path = OUT / f"{name}-{method}-s{seed}.json"
+                if path.exists():
+                    done[model].append(json.loads(path.read_text()))
+                elif not cached_only:
+                    todo.append((model, method, seed, path))
     threads = max(1, (os.cpu_count() or 2) // jobs)
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(run_one, dataset, m, s, extra, threads): (m, s, p) for m, s, p in todo}
-        for future, (method, seed, path) in futures.items():
+        futures = {
+            pool.submit(run_one, dataset, method, seed, {**extra, **model_overrides(model)}, threads): (model, method, seed, path)
+            for model, method, seed, path in todo
+        }
+        for future, (model, method, seed, path) in futures.items():
             record = future.result()
             path.write_text(json.dumps(record, indent=1))
-            print(f"{dataset} {method} seed {seed}: mIoU {record['miou']:.3f} ({record['seconds']:.0f}s)", flush=True)
-            done.append(record)
+            print(f"{dataset} {model or ''} {method} seed {seed}: mIoU {record['miou']:.3f} ({record['seconds']:.0f}s)", flush=True)
+            done[model].append(record)
     return done
 
 
@@ -104,12 +124,24 @@ def mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f} ± {std:.3f}"
 
 
+def paired_ci(gains: list[float]) -> str:
+    """Mean paired gain with a Student-t 95% interval across seeds (scipy's t quantile)."""
+    if len(gains) < 2:
+        return "—"
+    from scipy import stats
+
+    half = stats.t.ppf(0.975, len(gains) - 1) * statistics.stdev(gains) / math.sqrt(len(gains))
+    mean = statistics.mean(gains)
+    verdict = "inside the noise" if mean - half <= 0 <= mean + half else ("gain" if mean > 0 else "loss")
+    return f"{mean:+.3f} [{mean - half:+.3f}, {mean + half:+.3f}] ({verdict})"
+
+
 def summarize(records: list[dict], methods: list[str]) -> str:
     by = {(r["method"], r["seed"]): r["miou"] for r in records}
     seeds = sorted({r["seed"] for r in records})
     lines = [
-        "| method | seeds | mIoU (mean ± std) | gain over supervised (paired) | share of sup→oracle gap closed | per seed |",
-        "|---|---|---|---|---|---|",
+        "| method | seeds | mIoU (mean ± std) | gain over supervised (paired) | paired gain, 95% CI | share of sup→oracle gap closed | per seed |",
+        "|---|---|---|---|---|---|---|",
     ]
     for method in methods:
         values = [by[(method, s)] for s in seeds if (method, s) in by]
@@ -125,7 +157,8 @@ def summarize(records: list[dict], methods: list[str]) -> str:
         if method not in ("supervised", "oracle") and not shares and ("oracle", seeds[0]) in by:
             share = "n/a: oracle ≤ baseline"
         per_seed = ", ".join(f"{v:.3f}" for v in values)
-        lines.append(f"| {method} | {len(values)} | {mean_std(values)} | {gain} | {share} | {per_seed} |")
+        ci = paired_ci(gains) if method != "supervised" else "—"
+        lines.append(f"| {method} | {len(values)} | {mean_std(values)} | {gain} | {ci} | {share} | {per_seed} |")
     return "\n".join(lines)
 
 
@@ -156,37 +189,57 @@ def main() -> None:
     parser.add_argument("--tag", default=None, help="cache/section name (default: the dataset)")
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--cached-only", action="store_true", help="summarise the runs already cached; run nothing")
+    parser.add_argument("--models", nargs="+", default=None, help="models as name or name:encoder (e.g. deeplabv3plus:resnet18); one section each")
     args = parser.parse_args()
     if args.dataset == "camvid" and not CAMVID.is_dir():
         raise SystemExit(f"CamVid not found at {CAMVID}; skipping.")
     extra = dict(item.split("=", 1) for item in args.set)
     tag = args.tag or args.dataset
     start = time.perf_counter()
-    records = run_all(args.dataset, args.seeds, args.methods, extra, args.jobs, tag, args.cached_only)
-    table = summarize(records, args.methods) + "\n\nPer-class IoU (mean over the seeds above):\n\n" + per_class_table(records, args.methods)
-    print(table)
-    if args.no_write:
-        return
-    cfg = records[0]["config"]
-    sample = (
-        f"Model `{cfg['model']['name']}` width {cfg['model']['width']}, {cfg['train']['steps']} steps, batch "
-        f"{cfg['train']['batch_size']} labeled + {cfg['train']['unlabeled_batch_size']} unlabeled, "
-        f"λ={cfg['uda']['lambda_u']}, τ={cfg['uda']['tau']}, T={cfg['uda']['temperature']}, labeled={records[0]['config']['data']['labeled']}, "
-        f"seeds {args.seeds} (training seed = split seed, so each seed's methods share one labeled subset). "
-        f"Strong-view policy per method: "
-        + ", ".join(f"{m} `{next(r['config']['uda']['policy'] for r in records if r['method'] == m)}`" for m in args.methods if m.startswith("uda") and any(r["method"] == m for r in records))
-        + ". mIoU is the final validation mIoU. "
-        + ("Summarised from cached runs." if args.cached_only else f"Wall time of this invocation: {time.perf_counter() - start:.0f} s.")
-    )
+    models = args.models or [None]
+    by_model = run_all(args.dataset, args.seeds, args.methods, extra, args.jobs, tag, args.cached_only, models)
     command = f"python -m bench.quality --dataset {args.dataset} --seeds {' '.join(map(str, args.seeds))} --jobs {args.jobs}"
     if args.methods != parser.get_default("methods"):
         command += " --methods " + " ".join(args.methods)
+    if args.models:
+        command += " --models " + " ".join(args.models)
     if args.set:
         command += " --set " + " ".join(args.set)
     if args.tag:
         command += f" --tag {args.tag}"
-    write_section = __import__("bench.docs", fromlist=["write_section"]).write_section
-    write_section(f"quality-{tag}", f"Quality: {tag}", command, sample + "\n\n" + table)
+    for model, records in by_model.items():
+        if not records:
+            continue
+        table = summarize(records, args.methods) + "\n\nPer-class IoU (mean over the seeds above):\n\n" + per_class_table(records, args.methods)
+        print(table)
+        if args.no_write:
+            continue
+        cfg = records[0]["config"]
+        m = cfg["model"]
+        if m["name"] in ("unet",):
+            what = f"Model `{m['name']}` width {m['width']}"
+        elif m["name"].startswith("deeplabv3_"):
+            what = f"Model `{m['name']}` (torchvision)"
+        else:
+            what = f"Model `{m['name']}` (smp) with encoder `{m['encoder']}`, encoder weights `{m['encoder_weights']}`"
+        per_step = ", ".join(
+            f"{method} {statistics.mean(r['seconds'] / r['config']['train']['steps'] for r in records if r['method'] == method):.2f} s/step"
+            for method in args.methods if any(r["method"] == method for r in records)
+        )
+        sample = (
+            f"{what}, {cfg['train']['steps']} steps, batch "
+            f"{cfg['train']['batch_size']} labeled + {cfg['train']['unlabeled_batch_size']} unlabeled, image size "
+            f"{cfg['data']['image_size'] or 'native'}, λ={cfg['uda']['lambda_u']}, τ={cfg['uda']['tau']}, T={cfg['uda']['temperature']}, "
+            f"labeled={cfg['data']['labeled']}, seeds {args.seeds} (training seed = split seed, so each seed's methods share one labeled subset). "
+            f"Strong-view policy per method: "
+            + ", ".join(f"{m} `{next(r['config']['uda']['policy'] for r in records if r['method'] == m)}`" for m in args.methods if m.startswith("uda") and any(r["method"] == m for r in records))
+            + f". mIoU is the final validation mIoU. Wall time per run, divided by its steps (set-up and evaluation included, "
+            f"{args.jobs} runs in parallel): {per_step}. "
+            + ("Summarised from cached runs." if args.cached_only else f"Wall time of this invocation: {time.perf_counter() - start:.0f} s.")
+        )
+        name = tag if model is None else f"{tag}-{model.replace(':', '-')}"
+        write_section = __import__("bench.docs", fromlist=["write_section"]).write_section
+        write_section(f"quality-{name}", f"Quality: {name}", command, sample + "\n\n" + table)
 
 
 if __name__ == "__main__":
