@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Optional
@@ -10,6 +11,16 @@ import typer
 
 from udatune.cli.app import app
 from udatune.config import TrialConfig, load_config
+
+MODEL_HELP = (
+    "unet (udatune's own small U-Net), deeplabv3_mobilenet / deeplabv3_resnet50 (torchvision), or an smp "
+    "architecture over --encoder: smp-unet, deeplabv3, deeplabv3plus, fpn, pspnet, unetplusplus, manet, linknet, upernet, segformer."
+)
+ENCODER_HELP = "smp models: the encoder, any smp encoder (resnet18, mobilenet_v2, efficientnet-b0, ...) or timm model as tu-<name>."
+ENCODER_WEIGHTS_HELP = (
+    "smp models: imagenet (fetched once into the Hugging Face / torch cache), none (random), "
+    "or PATH to a local encoder state dict."
+)
 
 FAST_DEV_RUN = {
     "train.steps": 4,
@@ -30,9 +41,13 @@ def train(
     split_seed: Optional[int] = typer.Option(None, help="Seed that draws the labeled subset."),
     image_size: Optional[str] = typer.Option(None, help="Resize frames to HEIGHTxWIDTH, e.g. 90x120."),
     unlabeled_root: Optional[str] = typer.Option(None, help="Extra folder of unlabeled images."),
-    model: Optional[str] = typer.Option(None, help="unet, deeplabv3_mobilenet or deeplabv3_resnet50."),
+    model: Optional[str] = typer.Option(None, help=MODEL_HELP),
     width: Optional[int] = typer.Option(None, help="U-Net base width."),
-    weights: Optional[str] = typer.Option(None, help="Local weights file to start from."),
+    weights: Optional[str] = typer.Option(None, help="Local weights file for the whole model to start from."),
+    encoder: Optional[str] = typer.Option(None, help=ENCODER_HELP),
+    encoder_weights: Optional[str] = typer.Option(None, help=ENCODER_WEIGHTS_HELP),
+    encoder_lr_mult: Optional[float] = typer.Option(None, help="The encoder learns at lr × this (0.1 is usual for a pretrained one)."),
+    freeze_encoder_steps: Optional[int] = typer.Option(None, help="Keep the encoder frozen for this many first steps."),
     mode: Optional[str] = typer.Option(None, help="uda or supervised."),
     lambda_u: Optional[float] = typer.Option(None, "--lambda-u", "--lambda", help="λ: consistency weight."),
     tau: Optional[float] = typer.Option(None, help="τ: teacher confidence threshold."),
@@ -61,6 +76,7 @@ def train(
     from udatune.data.registry import build_data
     from udatune.errors import RunFailed, RunInterrupted
     from udatune.outputs import check_output_folder, new_run_folder
+    from udatune.models.registry import prepare_model
     from udatune.train.loop import run_trial
     from udatune.train.step import TrialDiverged
 
@@ -70,6 +86,8 @@ def train(
         "data.dataset": dataset, "data.root": data_root, "data.labeled": labeled, "data.split_seed": split_seed,
         "data.image_size": image_size, "data.unlabeled_root": unlabeled_root,
         "model.name": model, "model.width": width, "model.weights": weights,
+        "model.encoder": encoder, "model.encoder_weights": encoder_weights,
+        "train.encoder_lr_mult": encoder_lr_mult, "train.freeze_encoder_steps": freeze_encoder_steps,
         "uda.mode": mode, "uda.lambda_u": lambda_u, "uda.tau": tau, "uda.temperature": temperature,
         "uda.loss": loss, "uda.tsa": tsa, "uda.ema_decay": ema_decay, "uda.class_adaptive": class_adaptive,
         "uda.policy": policy,
@@ -84,6 +102,9 @@ def train(
     preflight(cfg)
     out = out if out is not None else new_run_folder(Path("runs/train"))
     check_output_folder(out, "--out", overwrite=overwrite)
+    # An unknown encoder, or pretrained weights that are neither cached nor fetchable, fail
+    # here too; the weights' hash goes into config.json.
+    cfg = dataclasses.replace(cfg, model=prepare_model(cfg.model))
     data = build_data(cfg.data)
     if cfg.model.weights is not None:  # a weights file that does not fit fails now, not after files are written
         from udatune.models.registry import build_model

@@ -63,6 +63,8 @@ class ModelConfig:
             (self.name not in names, f"--model {self.name!r} is not known; choose one of: {', '.join(names)}"),
             (not 1 <= self.width <= 1024, f"model.width={self.width} (--width) must be between 1 and 1024"),
             (self.weights is not None and not str(self.weights).strip(), "--weights is empty; pass a weights file or leave it out"),
+            (not self.encoder.strip(), "--encoder is empty; pass an smp encoder such as resnet18"),
+            (not self.encoder_weights.strip(), "--encoder-weights is empty; pass imagenet, none or a local file"),
         ])
 
 
@@ -139,6 +141,9 @@ class TrainConfig:
              f"train.num_workers (--workers) must be between 0 and {MAX_LOADER_WORKERS}, got {self.num_workers}"),
             (self.crop is not None and not _fits_side(self.crop),
              f"train.crop {_size(self.crop)}: each side must be between {MIN_SIDE} and {MAX_SIDE} pixels"),
+            (not (math.isfinite(self.encoder_lr_mult) and self.encoder_lr_mult >= 0),
+             f"train.encoder_lr_mult (--encoder-lr-mult) must be a finite number ≥ 0 (0.1 is usual for a pretrained encoder), got {self.encoder_lr_mult}"),
+            (self.freeze_encoder_steps < 0, f"train.freeze_encoder_steps (--freeze-encoder-steps) must be ≥ 0, got {self.freeze_encoder_steps}"),
         ])
 
 

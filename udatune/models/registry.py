@@ -28,7 +28,11 @@ from udatune.config import ModelConfig
 from udatune.errors import ConfigError
 
 ModelBuilder = Callable[[ModelConfig, int], nn.Module]
+ModelPreparer = Callable[[ModelConfig], ModelConfig]
 MODELS: dict[str, ModelBuilder] = {}
+# Checks (and fetches) what a model needs from outside before any data is loaded; returns the
+# config completed with what it found (an smp model: its encoder weights' hash).
+PREPARERS: dict[str, ModelPreparer] = {}
 
 
 class EncoderModel(nn.Module):
@@ -68,11 +72,14 @@ def set_encoder_frozen(model: nn.Module, frozen: bool) -> None:
         model.train(model.training)
 
 
-def register_model(name: str) -> Callable[[ModelBuilder], ModelBuilder]:
-    """Register ``builder(cfg, num_classes) -> nn.Module`` under ``name`` (timm style)."""
+def register_model(name: str, prepare: ModelPreparer | None = None) -> Callable[[ModelBuilder], ModelBuilder]:
+    """Register ``builder(cfg, num_classes) -> nn.Module`` under ``name`` (timm style), with an
+    optional ``prepare(cfg) -> cfg`` that `prepare_model` runs before any data is loaded."""
 
     def add(builder: ModelBuilder) -> ModelBuilder:
         MODELS[name] = builder
+        if prepare is not None:
+            PREPARERS[name] = prepare
         return builder
 
     return add
@@ -89,11 +96,23 @@ def model_names() -> list[str]:
     return sorted(MODELS)
 
 
+def check_model_name(name: str) -> None:
+    _load_builtin()
+    if name not in MODELS:
+        raise ConfigError(f"--model {name!r} is not known; choose one of: {', '.join(sorted(MODELS))}.")
+
+
+def prepare_model(cfg: ModelConfig) -> ModelConfig:
+    """Check the model name and fetch what the model needs (pretrained encoder weights) once,
+    here, before data is loaded or trials start; return ``cfg`` with what was found recorded."""
+    check_model_name(cfg.name)
+    prepare = PREPARERS.get(cfg.name)
+    return prepare(cfg) if prepare is not None else cfg
+
+
 def build_model(cfg: ModelConfig, num_classes: int) -> nn.Module:
     """Build the model named by ``cfg.name`` and, if ``cfg.weights`` is set, load that file."""
-    _load_builtin()
-    if cfg.name not in MODELS:
-        raise ConfigError(f"--model {cfg.name!r} is not known; choose one of: {', '.join(sorted(MODELS))}.")
+    check_model_name(cfg.name)
     model = MODELS[cfg.name](cfg, num_classes)
     if cfg.weights is not None:
         load_weights(model, cfg.weights, num_classes)

@@ -20,6 +20,7 @@ The smp model sits under ``net``, so a state dict's keys are smp's with a ``net.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import torch
@@ -111,12 +112,19 @@ def build_smp(arch: str, cfg: ModelConfig, num_classes: int) -> SmpSegmenter:
     return SmpSegmenter(net, weights.preprocessing)
 
 
+def prepare_smp(cfg: ModelConfig) -> ModelConfig:
+    """Resolve the encoder weights once (fetching them into the cache if needed) and record
+    their hash in the config, so every trial built from it loads and reports the same file."""
+    weights = resolve_encoder_weights(cfg, fetch=True)
+    return dataclasses.replace(cfg, encoder_weights_sha256=weights.sha256)
+
+
 def _register(name: str, arch: str) -> None:
     def builder(cfg: ModelConfig, num_classes: int) -> SmpSegmenter:
         return build_smp(arch, cfg, num_classes)
 
     builder.__doc__ = f"smp's {arch} over --encoder (smp.create_model({arch!r}, ...))."
-    register_model(name)(builder)
+    register_model(name, prepare=prepare_smp)(builder)
 
 
 for _name, _arch in ARCHITECTURES.items():

@@ -29,7 +29,7 @@ from udatune.data.loader import (
     normalize,
 )
 from udatune.errors import ConfigError
-from udatune.models.registry import build_model
+from udatune.models.registry import build_model, encoder_of, set_encoder_frozen
 from udatune.train.checkpoint import load_checkpoint, save_checkpoint
 from udatune.train.metrics import ConfusionMatrix
 from udatune.train.step import StepContext, TrialDiverged, supervised_step, to_device, uda_step
@@ -150,9 +150,7 @@ def setup_trial(
     unwrapped = model
     if wrap_model is not None:
         model = wrap_model(model)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
-    # Polynomial decay, the usual schedule for segmentation.
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: (1 - min(s, t.steps) / (t.steps + 1)) ** 0.9)
+    optimizer, scheduler = build_optimizer(cfg, model, encoder_of(unwrapped))
     autocast, scaler = autocast_factory(device, t.amp)
     uda_mode = cfg.uda.mode == "uda"
     # Under DDP the teacher's state is averaged over the ranks at every step (a small collective).
@@ -173,6 +171,41 @@ def setup_trial(
         alignment=DistributionAlignment(data.num_classes, reduce=reduce) if (uda_mode and cfg.uda.align) else None,
     )
     return TrialSetup(ctx, scheduler, policy, device)
+
+
+def build_optimizer(
+    cfg: TrialConfig, model: torch.nn.Module, encoder: torch.nn.Module | None
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW with polynomial decay; a model's encoder gets its own group when it needs one.
+
+    The encoder learns at ``lr × encoder_lr_mult`` (a pretrained encoder is usually given a
+    tenth of the decoder's rate, so the random decoder does not wreck its features), and at
+    zero for the first ``freeze_encoder_steps``. Freezing by learning rate rather than by
+    ``requires_grad`` keeps the parameter set that DDP registered unchanged.
+    """
+    t = cfg.train
+
+    def poly(s: int) -> float:  # the usual schedule for segmentation
+        return (1 - min(s, t.steps) / (t.steps + 1)) ** 0.9
+
+    if t.encoder_lr_mult == 1.0 and t.freeze_encoder_steps == 0:
+        optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+        return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, poly)
+    if encoder is None:
+        raise ConfigError(
+            f"train.encoder_lr_mult / train.freeze_encoder_steps apply to models with an encoder (smp models, "
+            f"torchvision's deeplabv3_*); model {cfg.model.name!r} has none. Leave them at 1.0 / 0."
+        )
+    in_encoder = {id(p) for p in encoder.parameters()}
+    encoder_params = [p for p in model.parameters() if id(p) in in_encoder]
+    other_params = [p for p in model.parameters() if id(p) not in in_encoder]
+    optimizer = torch.optim.AdamW(
+        [{"params": other_params}, {"params": encoder_params, "lr": t.lr * t.encoder_lr_mult}],
+        lr=t.lr, weight_decay=t.weight_decay,
+    )
+    frozen = t.freeze_encoder_steps
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, [poly, lambda s: poly(s) if s >= frozen else 0.0])
+    return optimizer, scheduler
 
 
 def run_trial(
@@ -196,6 +229,9 @@ def run_trial(
 
     def save(path: Path) -> None:
         save_checkpoint(path, ctx, scheduler, step, cfg, history, best)
+
+    # A frozen encoder also keeps its BatchNorm statistics; they start updating with its weights.
+    set_encoder_frozen(model, start < t.freeze_encoder_steps)
 
     pin = device.type == "cuda"
     weak = WeakAugment(crop=t.crop)
@@ -225,6 +261,8 @@ def run_trial(
             metrics = supervised_step(ctx, labeled, step)
         scheduler.step()
         step += 1
+        if step == t.freeze_encoder_steps:
+            set_encoder_frozen(model, False)
         for key, value in metrics.items():
             running[key] = running.get(key, 0.0) + value if not key.startswith("mask_ratio/") else value
         if log_now:
