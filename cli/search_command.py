@@ -6,6 +6,7 @@ the sweep with a live table while Ray's own output goes to a log file.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shutil
 import time
@@ -19,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from udatune.cli.app import app
+from udatune.cli.train_command import ENCODER_HELP, ENCODER_WEIGHTS_HELP, MODEL_HELP
 from udatune.config import TrialConfig, load_config
 from udatune.tune.results import ENDED, policy_summary
 
@@ -62,7 +64,9 @@ def search(
     labeled: Optional[str] = typer.Option(None, help="Labeled frames: a count (16), a fraction (0.0625) or 'all'."),
     split_seed: Optional[int] = typer.Option(None, help="Seed that draws the labeled subset (the same for every trial)."),
     image_size: Optional[str] = typer.Option(None, help=f"Resize frames to HEIGHTxWIDTH (synthetic default here: {SYNTHETIC_SIZE})."),
-    model: Optional[str] = typer.Option(None, help="unet, deeplabv3_mobilenet or deeplabv3_resnet50."),
+    model: Optional[str] = typer.Option(None, help=MODEL_HELP),
+    encoder: Optional[str] = typer.Option(None, help=ENCODER_HELP),
+    encoder_weights: Optional[str] = typer.Option(None, help=ENCODER_WEIGHTS_HELP + " Fetched once, here, before trials start."),
     set_: list[str] = typer.Option([], "--set", help="Any base setting as section.key=value, e.g. train.eval_every=50."),
     resume: bool = typer.Option(False, "--resume", help="Resume the sweep --name in --storage, as `udatune resume NAME` does; the sweep's own settings are used, other options are ignored."),
 ) -> None:
@@ -79,6 +83,7 @@ def search(
     from udatune.cli.train_command import parse_sets
     from udatune.data.registry import build_data
     from udatune.errors import ConfigError
+    from udatune.models.registry import prepare_model
     from udatune.outputs import check_sweep_name, check_writable_folder
     from udatune.tune import sweep as sweeps
     from udatune.tune.capacity import check_trial_fits, local_capacity
@@ -92,7 +97,7 @@ def search(
     cfg = load_config(config) if config else TrialConfig().override(defaults, source="sweep defaults")
     options = {
         "data.dataset": dataset, "data.root": data_root, "data.labeled": labeled, "data.split_seed": split_seed,
-        "data.image_size": image_size, "model.name": model,
+        "data.image_size": image_size, "model.name": model, "model.encoder": encoder, "model.encoder_weights": encoder_weights,
     }
     cfg = cfg.override({k: v for k, v in options.items() if v is not None}, source="options")
     cfg = cfg.override(parse_sets(set_), source="--set")
@@ -107,6 +112,10 @@ def search(
     if name is not None:
         check_sweep_name(name)
     check_writable_folder(storage, "--storage", "the folder where sweeps are kept")
+    # Pretrained encoder weights are fetched here, once, not by every trial; their hash goes into
+    # the config each trial gets, so every trial loads (and records) the same file.
+    cfg = dataclasses.replace(cfg, model=prepare_model(cfg.model))
+    spaces = tuple(prepare_space_model(cfg, s) for s in spaces)
     name = name or sweeps.default_name()
     settings = sweeps.SweepSettings(
         spaces=spaces, name=name, storage=sweeps.absolute_storage(storage), trials=trials, seeds=seed_list,
@@ -134,6 +143,21 @@ def search(
         console, settings, storage, address, num_cpus,
         lambda cluster, listener: sweeps.run_sweep(settings, cfg, data.fingerprint(), cluster, listener=listener),
     )
+
+
+def prepare_space_model(base: TrialConfig, space):
+    """A space whose ``trial:`` section changes ``model.*`` gets its own weights fetched and hashed
+    here too (its trials' gains are still paired with the base model's baselines)."""
+    from udatune.models.registry import prepare_model
+
+    if not any(key.startswith("model.") for key in space.trial):
+        return space
+    # The base's hash is for the base's weights; the space's own are hashed afresh (unless it pins one).
+    model = base.override({"model.encoder_weights_sha256": None, **space.trial}, source=f"space {space.method}: trial").model
+    prepared = prepare_model(model)
+    if prepared.encoder_weights_sha256 is None:
+        return space
+    return dataclasses.replace(space, trial={**space.trial, "model.encoder_weights_sha256": prepared.encoder_weights_sha256})
 
 
 def run_with_view(console: Console, settings, storage: str, address: str | None, num_cpus: int | None, run) -> None:

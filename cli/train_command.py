@@ -172,3 +172,19 @@ def parse_sets(items: list[str]) -> dict[str, str]:
             raise ConfigError(f"--set {item!r} is not of the form section.key=value (e.g. uda.tau=0.9).")
         updates[key.strip()] = value.strip()
     return updates
+
+
+@app.command("fetch-weights")
+def fetch_weights(
+    encoder: str = typer.Option("resnet18", help=ENCODER_HELP),
+    encoder_weights: str = typer.Option("imagenet", help="The pretrained weights to fetch: imagenet (or another name smp lists for the encoder)."),
+) -> None:
+    """Fetch an smp encoder's pretrained weights into the local cache once (for offline machines:
+    run it where there is network, then share HF_HOME / TORCH_HOME), and print their hash."""
+    from udatune.config import ModelConfig
+    from udatune.models.encoder_weights import resolve_encoder_weights
+
+    weights = resolve_encoder_weights(ModelConfig(encoder=encoder, encoder_weights=encoder_weights), fetch=True)
+    typer.echo(f"{encoder}: {weights.describe()}")
+    if weights.sha256:
+        typer.echo(f"sha256 {weights.sha256}")

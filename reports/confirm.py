@@ -67,6 +67,8 @@ def row_overrides(row: dict) -> dict:
     """A trial's overrides rebuilt from its table row (when Tune's params.json is gone)."""
     overrides = {"uda.mode": "uda", "uda.policy": row["policy"], "uda.tsa": row["tsa"]}
     overrides.update({f"uda.{k}": float(row[k]) for k in ("lambda_u", "tau", "temperature") if math.isfinite(float(row[k]))})
+    if "encoder_lr_mult" in row and math.isfinite(float(row["encoder_lr_mult"])) and float(row["encoder_lr_mult"]) != 1.0:
+        overrides["train.encoder_lr_mult"] = float(row["encoder_lr_mult"])
     return overrides
 
 

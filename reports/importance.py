@@ -75,6 +75,8 @@ def features(trials: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for row in trials.itertuples():
         values: dict[str, object] = {k: float(getattr(row, k)) for k in NUMERIC}
+        # Searched only by spaces for models with an encoder; absent from tables of older sweeps.
+        values["encoder_lr_mult"] = float(getattr(row, "encoder_lr_mult", 1.0))
         values["tsa"] = str(row.tsa)
         values.update(policy_features(str(row.policy)))
         rows.append(values)

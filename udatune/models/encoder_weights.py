@@ -133,13 +133,17 @@ def resolve_encoder_weights(cfg: ModelConfig, fetch: bool) -> EncoderWeights:
 
 
 def _offline_message(encoder: str, name: str, where: str, err: BaseException | None) -> ConfigError:
-    why = f" ({type(err).__name__}: {str(err).splitlines()[0][:160]})" if err is not None and str(err) else ""
+    why = ""
+    if err is not None:
+        first = str(err).splitlines()[0].split(". ")[0] if str(err) else ""
+        why = f" ({type(err).__name__}{': ' + first[:160] if first else ''})"
     return ConfigError(
         f"The {name!r} weights of encoder {encoder} are not in the local cache ({where}) and could not be "
         f"downloaded here{why}. Fetch them once on a machine with network access — "
         f"`udatune fetch-weights --encoder {encoder} --encoder-weights {name}` — and copy or share the cache "
         "(HF_HOME / TORCH_HOME), or pass a local encoder state dict with --encoder-weights PATH, "
-        "or train from scratch with --encoder-weights none."
+        "or train from scratch with --encoder-weights none. On a machine without network, HF_HUB_OFFLINE=1 "
+        "makes this check fail at once instead of after retries."
     )
 
 

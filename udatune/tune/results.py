@@ -37,6 +37,7 @@ TRIALS_FILE = "trials.json"  # where a sweep keeps `to_state` (see sweep.save_re
 
 COLUMNS = [
     "trial_id", "method", "seed", "policy", "policy_summary", "lambda_u", "tau", "temperature", "tsa",
+    "model", "encoder", "encoder_weights", "encoder_weights_sha256", "encoder_lr_mult",
     "step", "val_miou", "best_miou", "gain", "status", "loss", "loss_unsup", "mask_ratio",
     "setup_seconds", "train_seconds", "eval_seconds", "checkpoint_seconds",
     "started_at", "process_started_at", "worker_started_at", "reported_at", "ended_at", "error_file", "reason",
@@ -54,6 +55,13 @@ class TrialRow:
     tau: float
     temperature: float
     tsa: str
+    # The model each trial trained (a space's trial: section may change it), and which encoder
+    # weights it started from; the hash is the one the driver recorded and the trial verified.
+    model: str = ""
+    encoder: str = ""
+    encoder_weights: str = ""
+    encoder_weights_sha256: str = ""
+    encoder_lr_mult: float = 1.0
     status: str = "pending"  # pending | running | done | stopped | failed | error
     step: int = 0
     val_miou: float = math.nan
@@ -181,7 +189,9 @@ class SweepResults:
             records.append({
                 "trial_id": row.trial_id, "method": row.method, "seed": row.seed, "policy": row.policy,
                 "policy_summary": row.policy_summary, "lambda_u": row.lambda_u, "tau": row.tau,
-                "temperature": row.temperature, "tsa": row.tsa, "step": row.step, "val_miou": row.val_miou,
+                "temperature": row.temperature, "tsa": row.tsa, "model": row.model, "encoder": row.encoder,
+                "encoder_weights": row.encoder_weights, "encoder_weights_sha256": row.encoder_weights_sha256,
+                "encoder_lr_mult": row.encoder_lr_mult, "step": row.step, "val_miou": row.val_miou,
                 "best_miou": row.best_miou, "gain": math.nan if gain is None else gain, "status": row.status,
                 "loss": last.get("loss", math.nan), "loss_unsup": last.get("loss_unsup", math.nan),
                 "mask_ratio": last.get("mask_ratio", math.nan),
@@ -245,11 +255,13 @@ class SweepResults:
     # --- internals ----------------------------------------------------------------------------
 
     def _row(self, trial_id: str, config: dict) -> TrialRow:
-        uda = dict(self.base.get("uda", {}))
+        sections = {name: dict(self.base.get(name, {})) for name in ("uda", "model", "train")}
         for key, value in config.get("overrides", {}).items():
             section, _, name = key.partition(".")
-            if section == "uda":
-                uda[name] = value
+            if section in sections:
+                sections[section][name] = value
+        uda, model = sections["uda"], sections["model"]
+        smp = model.get("name", "") not in ("unet", "deeplabv3_mobilenet", "deeplabv3_resnet50")
         supervised = uda.get("mode") == "supervised"
         return TrialRow(
             trial_id=trial_id,
@@ -261,5 +273,10 @@ class SweepResults:
             tau=math.nan if supervised else float(uda.get("tau", math.nan)),
             temperature=math.nan if supervised else float(uda.get("temperature", math.nan)),
             tsa=str(uda.get("tsa", "none")),
+            model=str(model.get("name", "")),
+            encoder=str(model.get("encoder", "")) if smp else "",
+            encoder_weights=str(model.get("encoder_weights", "")) if smp else "",
+            encoder_weights_sha256=str(model.get("encoder_weights_sha256") or "") if smp else "",
+            encoder_lr_mult=float(sections["train"].get("encoder_lr_mult", 1.0)),
         )
 

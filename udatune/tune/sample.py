@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from udatune.tune.space import Param, PolicySpace, SearchSpace
+from udatune.tune.space import Param, PolicySpace, SearchSpace, param_key
 
 METRIC = "val_miou"
 MODE = "max"
@@ -31,7 +31,7 @@ class SpaceSampler:
     def __call__(self, trial: Any) -> dict[str, dict[str, Any]]:
         overrides: dict[str, Any] = {"uda.mode": "uda", "uda.policy": sample_policy(trial, self.space.policy)}
         for name, param in self.space.params.items():
-            overrides[f"uda.{name}"] = suggest(trial, name, param)
+            overrides[param_key(name)] = suggest(trial, name, param)
         overrides.update(self.space.trial)
         return {"overrides": overrides}
 

@@ -16,7 +16,8 @@ and the searcher that samples them::
     tau: {low: 0.5, high: 0.95}
     temperature: {low: 0.2, high: 1.0}
     tsa: [none, linear, log, exp]
-    trial: {uda.loss: kl}        # fixed overrides for every trial of this method
+    encoder_lr_mult: {low: 0.01, high: 1.0, log: true}  # models with an encoder only
+    trial: {uda.loss: kl}        # fixed overrides for every trial of this method (model.* too)
 
 A parameter is a range ``{low, high, log?}``, a list of choices, or one fixed value. Every
 mistake — an unknown op or key, an empty choice, ``low > high`` — is a `ConfigError` that names
@@ -47,6 +48,16 @@ UDA_PARAMS: dict[str, tuple[float, float]] = {
     "tau": (0.0, 1.0),
     "temperature": (1e-6, math.inf),
 }
+# Training knobs a space may search (``train.<name>``): the encoder's learning-rate multiplier,
+# for models with a pretrained encoder.
+TRAIN_PARAMS: dict[str, tuple[float, float]] = {
+    "encoder_lr_mult": (0.0, math.inf),
+}
+
+
+def param_key(name: str) -> str:
+    """The dotted config key a searched parameter sets."""
+    return f"train.{name}" if name in TRAIN_PARAMS else f"uda.{name}"
 
 
 @dataclass(frozen=True)
@@ -144,7 +155,7 @@ def load_space(spec: str | Path) -> SearchSpace:
 
 # --- validation --------------------------------------------------------------------------------
 
-TOP_KEYS = ("method", "searcher", "seed", "policy", "lambda_u", "tau", "temperature", "tsa", "trial")
+TOP_KEYS = ("method", "searcher", "seed", "policy", "lambda_u", "tau", "temperature", "tsa", "encoder_lr_mult", "trial")
 POLICY_KEYS = {
     "autoaugment": ("family", "subpolicies", "ops_per_subpolicy", "ops", "probability", "magnitude"),
     "randaugment": ("family", "n", "m", "ops"),
@@ -238,7 +249,7 @@ def parse_space(raw: Any, source: str = "space", default_method: str = "space") 
 
     policy = _policy(check, raw["policy"])
     params = {}
-    for name, bounds in UDA_PARAMS.items():
+    for name, bounds in {**UDA_PARAMS, **TRAIN_PARAMS}.items():
         if name in raw:
             params[name] = check.param(raw[name], name, bounds=bounds)
     if "tsa" in raw:
