@@ -28,7 +28,7 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_registry_lists_the_builtin_models() -> None:
-    assert model_names() == ["deeplabv3_mobilenet", "deeplabv3_resnet50", "unet"]
+    assert {"deeplabv3_mobilenet", "deeplabv3_resnet50", "unet"} <= set(model_names())
 
 
 @pytest.mark.parametrize("name", ["unet", "deeplabv3_mobilenet"])
@@ -70,8 +70,8 @@ def test_unet_rejects_a_non_positive_width() -> None:
 
 def test_unknown_name_lists_the_known_ones() -> None:
     with pytest.raises(ConfigError) as err:
-        build_model(ModelConfig(name="segformer"), NUM_CLASSES)
-    assert "'segformer'" in str(err.value)
+        build_model(ModelConfig(name="nosuchnet"), NUM_CLASSES)
+    assert "'nosuchnet'" in str(err.value)
     for name in model_names():
         assert name in str(err.value)
 
