@@ -254,7 +254,7 @@ def render_html(report: Report, importances: list[Importance], predictions: Pred
     created = sweep.manifest.get("created", "")
     header = (
         f"<h1>udatune report: {escape(sweep.name)}</h1>"
-        f'<p class="note">{len(sweep.trials)} trials ({escape(counts)}) · {sweep.max_steps} steps each · '
+        f'<p class="note">{len(sweep.trials)} trials ({escape(counts)}) · {escape(sweep.model_line)} · {sweep.max_steps} steps each · '
         f"seeds {escape(','.join(map(str, sweep.settings.get('seeds', []))))} · created {escape(created)} · "
         f"rows from {escape(sweep.source)}<br>folder {escape(sweep.path)} · udatune {escape(str(sweep.manifest.get('udatune_version', '?')))} "
         f"· revision {escape(str(sweep.manifest.get('git_revision') or '—'))} · report made "

@@ -70,6 +70,19 @@ class Sweep:
         return self.manifest.get("base_config", {})
 
     @property
+    def model_line(self) -> str:
+        """The model the sweep trained, and for an smp model its encoder and encoder weights."""
+        model = self.base_config.get("model", {})
+        name = model.get("name", "?")
+        if name == "unet":
+            return f"model unet (width {model.get('width', '?')})"
+        if "encoder" not in model or name.startswith("deeplabv3_"):
+            return f"model {name}"
+        digest = model.get("encoder_weights_sha256")
+        return (f"model {name}, encoder {model['encoder']}, weights {model.get('encoder_weights', '?')}"
+                + (f" (sha256 {digest[:12]})" if digest else ""))
+
+    @property
     def max_steps(self) -> int:
         return int(self.settings.get("max_steps") or self.base_config.get("train", {}).get("steps", 0))
 

@@ -80,7 +80,7 @@ def render(report: Report) -> Group:
     counts = ", ".join(f"{n} {status}" for status, n in sorted(report.counts.items()))
     parts = [
         Text.assemble(("udatune report ", "bold"), (sweep.name, "bold cyan"), f"  {len(sweep.trials)} trials ({counts})"),
-        Text(f"rows from {sweep.source}; folder {sweep.path}", style="dim"),
+        Text(f"{sweep.model_line}; rows from {sweep.source}; folder {sweep.path}", style="dim"),
         methods_table(report),
         best_table(report),
     ]

@@ -54,3 +54,9 @@ def test_an_smp_sweep_records_the_encoder_weights_of_every_trial(tmp_path, capsy
     searched = frame.set_index("method").loc["ra-enc"]
     assert 0.05 <= searched["encoder_lr_mult"] <= 0.5
     assert frame.set_index("method").loc["supervised", "encoder_lr_mult"] == 1.0
+
+    # The report says which model, encoder and weights the sweep trained.
+    capsys.readouterr()
+    assert main(["report", str(sweep), "--predictions", "0"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"model deeplabv3plus, encoder {encoder}, weights {weights}" in out and digest[:12] in out

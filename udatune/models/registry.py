@@ -35,6 +35,10 @@ MODELS: dict[str, ModelBuilder] = {}
 PREPARERS: dict[str, ModelPreparer] = {}
 
 
+# Public classes only (timm's BatchNormAct2d derives from BatchNorm2d).
+BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+
+
 class EncoderModel(nn.Module):
     """A segmentation model with a (usually pretrained) ``encoder`` submodule.
 
@@ -54,7 +58,7 @@ class EncoderModel(nn.Module):
         super().train(mode)
         if mode and self.encoder_frozen:
             for module in self.encoder.modules():
-                if isinstance(module, nn.modules.batchnorm._NormBase):
+                if isinstance(module, BATCH_NORMS):
                     module.eval()
         return self
 
