@@ -206,6 +206,11 @@ CASES: tuple[Case, ...] = (
            setup=_write("junk.pt", b"not a torch file")),
     _train("train-weights-mismatch", "--weights of another model", ("--weights", "other.pt", "--width", "4"), "other.pt",
            setup=lambda work: __import__("torch").save({"w": __import__("torch").zeros(3)}, work / "other.pt")),
+    _train("train-encoder-name", "an unknown smp encoder", ("--model", "fpn", "--encoder", "resnet19", "--encoder-weights", "none"),
+           "--encoder"),
+    _train("train-encoder-weights-missing", "--encoder-weights of a missing file",
+           ("--model", "fpn", "--encoder-weights", "nope/enc.pt"), "nope/enc.pt"),
+    _train("train-encoder-lr", "a negative encoder learning-rate multiplier", ("--encoder-lr-mult", "-1"), "--encoder-lr-mult"),
     # policies
     _train("policy-magnitude", "a policy magnitude out of range", ("--policy", "randaugment:2,99"), "99"),
     _train("policy-op", "an unknown op in a policy", ("--policy", 'autoaugment:[[["Spin",0.5,3]]]'), "Spin"),
