@@ -79,6 +79,8 @@ BAD = [
     ("policy: {family: randaugment, ops: geometric}", "policy.ops", "not an op set"),
     ("policy: {family: fixed, policy: 'randaugment:2,99'}", "policy.policy", "99"),
     ("policy: {family: autoaugment}\ntrial: {uda.taux: 0.3}", "trial", "uda.taux"),
+    ("policy: {family: autoaugment}\nencoder_lr_mult: {low: 0.0, high: 1.0, log: true}", "encoder_lr_mult", "log-uniform range needs low > 0"),
+    ("policy: {family: autoaugment}\nencoder_lr_mult: {low: -1, high: 1}", "encoder_lr_mult.low", "outside the allowed range"),
     ("tau: 0.5", "policy", "missing"),
     ("", "(top level)", "empty"),
     ("- just\n- a list", "(top level)", "must be a mapping"),
@@ -108,3 +110,18 @@ def test_unknown_names_and_missing_files_are_clear():
         resolve_space("nosuch")
     with pytest.raises(ConfigError, match="no such file"):
         resolve_space("/nonexistent/space.yaml")
+
+
+def test_a_space_searches_the_encoder_learning_rate_multiplier(write):
+    """``encoder_lr_mult`` is a train.* knob: the sampler sets train.encoder_lr_mult, inside its range."""
+    import optuna
+
+    from udatune.config import TrialConfig
+    from udatune.tune.sample import SpaceSampler
+
+    space = load_space(str(write("policy: {family: randaugment}\nencoder_lr_mult: {low: 0.05, high: 0.5, log: true}\n")))
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(5):
+        overrides = SpaceSampler(space)(study.ask())["overrides"]
+        assert 0.05 <= overrides["train.encoder_lr_mult"] <= 0.5
+        assert TrialConfig().override(overrides).train.encoder_lr_mult == overrides["train.encoder_lr_mult"]
