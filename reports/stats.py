@@ -21,24 +21,17 @@ import pandas as pd
 
 from udatune.tune.results import DEFAULT_UDA, SUPERVISED
 
-# Student t, 97.5% quantile (two-sided 95%), by degrees of freedom; beyond 30 the Cornish-Fisher
-# expansion around the normal quantile (two terms) is within 0.01%.
-_T975 = (
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
-)
 FINISHED = ("done", "stopped")
 
 
 def t_quantile(df: int) -> float:
-    """The 97.5% quantile of Student's t with ``df`` degrees of freedom."""
+    """The 97.5% quantile of Student's t with ``df`` degrees of freedom (scipy's, so no table
+    of our own to keep right)."""
+    from scipy import stats
+
     if df < 1:
         raise ValueError(f"degrees of freedom must be ≥ 1, got {df}")
-    if df <= len(_T975):
-        return _T975[df - 1]
-    z = 1.959964
-    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+    return float(stats.t.ppf(0.975, df))
 
 
 @dataclass(frozen=True)
