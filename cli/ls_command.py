@@ -28,6 +28,9 @@ def list_command(
         console.print(f"No sweeps in {storage} yet; `udatune search` starts one.")
         return
     console.print(sweep_table(sweeps, storage))
+    for sweep in sweeps:
+        if sweep.problem:
+            console.print(f"[yellow]{sweep.name}[/]: {sweep.problem}", soft_wrap=True)
 
 
 def sweep_table(sweeps, storage: str) -> Table:

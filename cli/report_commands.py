@@ -18,10 +18,9 @@ STORAGE_HELP = "Where sweeps are kept: a folder, or a URI (s3://, gs://)."
 
 
 def _load(name: str | None, storage: str):
-    from udatune.reports.load import latest_sweep, load_sweep, resolve_sweep
+    from udatune.reports.load import find_sweep, load_sweep
 
-    folder = storage if "://" in storage else str(Path(storage).expanduser().resolve())
-    return load_sweep(resolve_sweep(name, folder) if name else latest_sweep(folder))
+    return load_sweep(find_sweep(name, storage))
 
 
 @app.command()
@@ -108,9 +107,9 @@ def confirm(
     if target is not None:
         check_reachable(target)
     data = build_data(TrialConfig.from_dict(sweep.base_config, source=f"{sweep.path}/sweep.json").data)
-    if sweep.manifest.get("data_fingerprint") not in (None, data.fingerprint()):
+    if sweep.manifest.data_fingerprint not in (None, data.fingerprint()):
         raise ConfigError(f"The data of sweep {sweep.name!r} has changed since it ran (fingerprint {data.fingerprint()}, "
-                          f"was {sweep.manifest['data_fingerprint']}); confirmation on other data would not confirm anything.")
+                          f"was {sweep.manifest.data_fingerprint}); confirmation on other data would not confirm anything.")
     if force and confirming.exists(sweep):
         confirming.remove(sweep)
 

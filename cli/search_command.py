@@ -85,10 +85,12 @@ def search(
     from udatune.errors import ConfigError
     from udatune.models.registry import prepare_model
     from udatune.outputs import check_sweep_name, check_writable_folder
+    from udatune.tune import store
     from udatune.tune import sweep as sweeps
     from udatune.tune.capacity import check_trial_fits, local_capacity
     from udatune.tune.cluster import check_reachable, resolve_address
     from udatune.tune.space import load_space
+    from udatune.tune.storage import absolute
     from udatune.tune.trainable import TrialResources
 
     # --- parse and validate, before anything starts -------------------------------------------
@@ -118,13 +120,13 @@ def search(
     spaces = tuple(prepare_space_model(cfg, s) for s in spaces)
     name = name or sweeps.default_name()
     settings = sweeps.SweepSettings(
-        spaces=spaces, name=name, storage=sweeps.absolute_storage(storage), trials=trials, seeds=seed_list,
+        spaces=spaces, name=name, storage=absolute(storage), trials=trials, seeds=seed_list,
         max_steps=max_steps, max_concurrent=max_concurrent, scheduler=scheduler.lower(), grace_period=grace_period,
         reduction_factor=reduction_factor, resources=resources,
         baselines=baselines, max_failures=max_failures,
     )
     settings.check()
-    if sweeps.exists(settings.path):
+    if store.is_sweep(settings.path):
         raise ConfigError(f"A sweep named {name!r} already exists at {settings.path}; pass another --name (or resume it with `udatune resume {name}`).")
     target = resolve_address(address)
     if target is not None:
@@ -251,7 +253,7 @@ class SweepView:
                 why = row.reason or "see the Ray log"
                 where = f" ({row.error_file})" if row.error_file else ""
                 console.print(f"[red]trial {row.index} ({row.method}) {row.status}[/]: {why}{where}", soft_wrap=True)
-        console.print(ranking_table(outcome.results))
+        console.print(ranking_table(outcome.results, self.settings))
         console.print(f"results: {outcome.path}/results.csv  ({outcome.seconds:.0f} s)")
 
 
@@ -284,12 +286,19 @@ def trial_table(results) -> Table:
     return table
 
 
-def ranking_table(results) -> Table:
-    table = Table(title="methods ranked by gain over supervised (paired: same seed, same step)", title_justify="left",
-                  box=box.SIMPLE_HEAD, pad_edge=False)
-    for column in ("rank", "method", "trials", "best gain", "mean gain", "best mIoU", "best policy"):
+def ranking_table(results, settings) -> Table:
+    """The methods ranked by their gain as the report defines it (`stats.method_gain`): per
+    seed the method's best trial minus supervised, mean and 95% interval across seeds."""
+    from udatune.reports.stats import best_row, ranked_methods, score_column
+
+    frame = results.frame()
+    table = Table(title="methods ranked by gain over supervised (paired: same seed, same step; mean over seeds)",
+                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("rank", "method", "trials", "gain [95% CI]", "best mIoU", "best policy"):
         table.add_column(column, no_wrap=True, overflow="ellipsis", min_width=len(column))
-    for rank, row in enumerate(results.ranking().itertuples(), start=1):
-        table.add_row(str(rank), row.method, str(row.trials), _gain(row.best_gain), _gain(row.mean_gain),
-                      _num(row.best_val_miou), row.best_policy[:24])
+    for rank, (method, gain) in enumerate(ranked_methods(frame), start=1):
+        group = frame[frame["method"] == method]
+        best = best_row(group, score_column(frame)) or {}
+        table.add_row(str(rank), method, str(len(group)), Text(gain.describe(), style="green" if gain.excludes_zero and gain.mean > 0 else ""),
+                      _num(best.get("val_miou", math.nan)), str(best.get("policy_summary", ""))[:24])
     return table

@@ -6,8 +6,9 @@ supervised baseline with seeds the search never used, each paired on the same se
 every run on the test split once, at the end (``sweep_trial(..., evaluate_test=True)``).
 
 The runs form one more Ray Tune experiment, FIFO (nothing is pruned), stored inside the sweep at
-``<sweep>/confirm/`` — trial folders, ``train/<trial id>/`` checkpoints, ``confirm.json`` (what
-was re-run and why) and ``results.csv``. The report reads it from there (`load.load_confirm`).
+``<sweep>/confirm/`` — ``confirm.json`` (what was re-run and why), the rows as a sweep keeps
+them, ``train/<trial id>/`` checkpoints. The report reads it through the sweep store
+(`store.read_confirmation`).
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from dataclasses import asdict, dataclass
 from typing import Callable
 
 from udatune.errors import ConfigError
-from udatune.reports.load import CONFIRM_FOLDER, ENDED, Sweep, load_confirm
-from udatune.reports.stats import score_column
-from udatune.tune.results import SUPERVISED, SweepResults
+from udatune.reports.load import Sweep
+from udatune.reports.stats import rank_trials, score_column
+from udatune.tune import store
+from udatune.tune.results import ENDED, SUPERVISED, SweepResults
 from udatune.tune.sample import METRIC, MODE
 from udatune.tune.sweep import PickledSearcher
 from udatune.tune.trainable import TrialResources
@@ -64,7 +66,7 @@ class ConfirmSettings:
 
 
 def row_overrides(row: dict) -> dict:
-    """A trial's overrides rebuilt from its table row (when Tune's params.json is gone)."""
+    """A trial's overrides rebuilt from its table row (when only a table of the rows was readable)."""
     overrides = {"uda.mode": "uda", "uda.policy": row["policy"], "uda.tsa": row["tsa"]}
     overrides.update({f"uda.{k}": float(row[k]) for k in ("lambda_u", "tau", "temperature") if math.isfinite(float(row[k]))})
     if "encoder_lr_mult" in row and math.isfinite(float(row["encoder_lr_mult"])) and float(row["encoder_lr_mult"]) != 1.0:
@@ -77,10 +79,8 @@ def rank_candidates(sweep: Sweep, top: int) -> list[Candidate]:
     budget first (an early-stopped trial's score is from fewer steps), then by score."""
     trials = sweep.trials
     column = score_column(trials)
-    scored = trials[(trials["method"] != SUPERVISED)].dropna(subset=[column])
-    scored = scored.assign(full=scored["status"] == "done").sort_values(["full", column], ascending=[False, False])
     chosen, seen = [], set()
-    for row in scored.to_dict("records"):
+    for row in rank_trials(trials[trials["method"] != SUPERVISED], column, full_budget_first=True).to_dict("records"):
         overrides = sweep.config(row["trial_id"]).get("overrides") or row_overrides(row)
         key = json.dumps(overrides, sort_keys=True)
         if key in seen:
@@ -127,27 +127,22 @@ class ConfigQueue(PickledSearcher):
 class ConfirmOutcome:
     path: str
     results: SweepResults  # live rows (val metrics), as in a sweep
-    frame: object  # pandas DataFrame from `load_confirm`, with test scores; None if nothing ran
+    frame: object  # pandas DataFrame from `store.read_confirmation`, with test scores; None if nothing ran
     interrupted: bool
     seconds: float
 
 
 def confirm_path(sweep: Sweep) -> str:
-    return f"{sweep.path}/{CONFIRM_FOLDER}"
+    return store.confirm_path(sweep.path)
 
 
 def exists(sweep: Sweep) -> bool:
-    from udatune.reports.load import _info
-
-    return _info(f"{confirm_path(sweep)}/confirm.json") is not None
+    return store.is_confirmed(sweep.path)
 
 
 def remove(sweep: Sweep) -> None:
     """Delete an earlier confirmation (``--force``)."""
-    from udatune.tune.storage import filesystem_and_path
-
-    filesystem, path = filesystem_and_path(confirm_path(sweep))
-    filesystem.delete_dir(path)
+    store.remove_confirmation(sweep.path)
 
 
 def run_confirm(
@@ -161,7 +156,7 @@ def run_confirm(
     from ray import tune
     from ray.tune.schedulers import FIFOScheduler
 
-    from udatune.tune.sweep import ResultsCallback, trial_name, trials_that_fit, write_bytes
+    from udatune.tune.sweep import ResultsCallback, results_from_grid, trial_name, trials_that_fit
     from udatune.tune.trainable import DRIVER_RESOURCES, sweep_trial
 
     started = time.time()
@@ -180,9 +175,9 @@ def run_confirm(
         "candidates": [asdict(c) for c in candidates],
         "trials": len(plan),
     }
-    write_bytes(f"{path}/confirm.json", json.dumps(manifest, indent=2, default=str).encode())
+    store.write_confirm_manifest(sweep.path, manifest)
     results = SweepResults(sweep.base_config, sweep.max_steps)
-    callback = ResultsCallback(results, listener)
+    callback = ResultsCallback(results, listener, path)
     trainable = tune.with_resources(
         tune.with_parameters(
             sweep_trial,
@@ -205,7 +200,7 @@ def run_confirm(
             trial_dirname_creator=trial_name,
         ),
         run_config=tune.RunConfig(
-            name=CONFIRM_FOLDER,
+            name=store.CONFIRM,
             storage_path=sweep.path,
             callbacks=[callback],
             verbose=0,
@@ -213,8 +208,9 @@ def run_confirm(
         ),
     )
     grid = tuner.fit()
-    frame = load_confirm(sweep.path, sweep.base_config, sweep.max_steps)
-    if frame is not None:
-        write_bytes(f"{path}/results.csv", frame.to_csv(index=False).encode())
+    if not callback.final_statuses:  # Ray Client (ray://): Tune ran remotely, with a copy of the callback
+        results = results_from_grid(grid, sweep.base_config, sweep.max_steps)
+    store.write_rows(path, results)
+    frame = store.read_confirmation(sweep.path)
     interrupted = len(grid) < len(plan) or (frame is not None and not frame["status"].isin(ENDED).all())
     return ConfirmOutcome(path, results, frame, interrupted, time.time() - started)

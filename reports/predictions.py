@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from udatune.reports.load import read_bytes
+from udatune.tune.storage import read_bytes
 
 SCALE = 4  # small frames are enlarged (nearest) so the classes can be told apart
 
@@ -42,14 +42,9 @@ def colouriser(dataset: str) -> Callable[[np.ndarray], np.ndarray]:
 
 def find_checkpoint(sweep_path: str, trial_id: str, train_folder: str = "train") -> str | None:
     """The newest ``trial.pt`` of the trial's Ray Train run, or None."""
-    from udatune.reports.load import _dir_type, _is_file, _list
+    from udatune.tune.store import checkpoint_uri
 
-    run = f"{sweep_path}/{train_folder}/{trial_id}"
-    folders = sorted(i.base_name for i in _list(run) if i.type == _dir_type() and i.base_name.startswith("checkpoint_"))
-    for name in reversed(folders):
-        if _is_file(f"{run}/{name}/trial.pt"):
-            return f"{run}/{name}/trial.pt"
-    return None
+    return checkpoint_uri(sweep_path, trial_id, train_folder)
 
 
 def read_checkpoint(uri: str) -> dict:

@@ -13,6 +13,7 @@ from udatune.reports.load import Sweep
 from udatune.reports.stats import (
     ConfirmedGain,
     MethodSummary,
+    best_row,
     compute_unit,
     confirmed_gains,
     method_order,
@@ -42,9 +43,7 @@ class Report:
     def best_uda(self) -> dict | None:
         """The best non-supervised trial of the search (by paired val gain)."""
         trials = self.sweep.trials
-        column = score_column(trials)
-        scored = trials[(trials["method"] != SUPERVISED)].dropna(subset=[column])
-        return None if scored.empty else scored.loc[scored[column].idxmax()].to_dict()
+        return best_row(trials[trials["method"] != SUPERVISED], score_column(trials))
 
     def baseline_for(self, row: dict) -> dict | None:
         """The supervised trial paired with ``row`` (same seed)."""

@@ -121,17 +121,48 @@ def score_column(trials: pd.DataFrame) -> str:
     return "gain" if trials["gain"].notna().any() else "val_miou"
 
 
-def best_row(group: pd.DataFrame, column: str) -> dict | None:
+def rank_trials(group: pd.DataFrame, column: str, full_budget_first: bool = False) -> pd.DataFrame:
+    """The trials with a ``column`` score, best first: the one ranking of trials (the report's
+    best configuration, the trials `udatune confirm` re-runs, the exported policy).
+    ``full_budget_first``: trials that ran every step before those stopped early, whose score
+    is from fewer steps."""
     scored = group.dropna(subset=[column])
-    if scored.empty:
-        return None
-    return scored.loc[scored[column].idxmax()].to_dict()
+    if full_budget_first:
+        scored = scored.assign(_full=scored["status"] == "done")
+        return scored.sort_values(["_full", column], ascending=[False, False], kind="stable").drop(columns="_full")
+    return scored.sort_values(column, ascending=False, kind="stable")
+
+
+def best_row(group: pd.DataFrame, column: str) -> dict | None:
+    ranked = rank_trials(group, column)
+    return None if ranked.empty else ranked.iloc[0].to_dict()
 
 
 def seed_gains(group: pd.DataFrame) -> pd.Series:
     """Per seed, the best paired gain among the method's trials at that seed."""
     scored = group.dropna(subset=["gain"])
     return scored.groupby("seed")["gain"].max()
+
+
+def method_gain(group: pd.DataFrame) -> Interval:
+    """A method's gain — the one definition, used by the report, the search's final table and
+    `udatune ls`: per seed the method's best trial minus supervised at that seed, then the mean
+    and its 95% interval across seeds."""
+    return mean_interval(seed_gains(group))
+
+
+def ranked_methods(trials: pd.DataFrame) -> list[tuple[str, Interval]]:
+    """The non-supervised methods by their gain (`method_gain`), best first; methods without a
+    gain yet last, in the order they appear."""
+    methods = [m for m in dict.fromkeys(trials["method"]) if m != SUPERVISED]
+    gains = [(m, method_gain(trials[trials["method"] == m])) for m in methods]
+    return sorted(gains, key=lambda item: -item[1].mean if math.isfinite(item[1].mean) else math.inf)
+
+
+def best_gain(trials: pd.DataFrame) -> float:
+    """The gain of the best method (NaN before any has one)."""
+    ranked = ranked_methods(trials)
+    return ranked[0][1].mean if ranked else math.nan
 
 
 def summarise_methods(trials: pd.DataFrame, resources: dict, space_methods: list[str], searchers: dict[str, str]) -> list[MethodSummary]:
@@ -151,7 +182,7 @@ def summarise_methods(trials: pd.DataFrame, resources: dict, space_methods: list
             compute_seconds=float(group["compute"].sum()),
             best_miou=float(evaluated["val_miou"].max()) if len(evaluated) else math.nan,
             median_miou=float(evaluated["val_miou"].median()) if len(evaluated) else math.nan,
-            gain=Interval(math.nan, math.nan, math.nan, 0) if method == SUPERVISED else mean_interval(seed_gains(group)),
+            gain=Interval(math.nan, math.nan, math.nan, 0) if method == SUPERVISED else method_gain(group),
             best=best_row(evaluated, column),
         ))
     return summaries

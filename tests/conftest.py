@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -48,9 +48,10 @@ def png() -> PngWriter:
 
 
 class SweepWriter:
-    """Writes a sweep folder as `udatune search` leaves it — ``sweep.json``, Tune's trial folders
-    (``params.json``, ``result.json``), its experiment state — with known numbers, for the report
-    tests. `finished` is a sweep whose gains and intervals were worked out by hand:
+    """Writes a sweep folder as `udatune search` leaves it — the manifest and the trial rows,
+    fed through `SweepResults` and written by the sweep store as the driver's callback does —
+    with known numbers, for the report tests. `finished` is a sweep whose gains and intervals
+    were worked out by hand:
 
     * supervised val mIoU per seed 0/1/2: 0.50, 0.52, 0.54 (0.05 less at step 50);
     * uda-default: 0.52, 0.55, 0.58 → gains 0.02, 0.03, 0.04 → mean 0.03, 95% CI ±0.024843;
@@ -62,49 +63,62 @@ class SweepWriter:
     MAX_STEPS = 100
     CLASSES = ("road", "car", "sky")
     SUPERVISED = {0: 0.50, 1: 0.52, 2: 0.54}
+    STARTED = 1_700_000_000.0
 
     def __init__(self, root: Path) -> None:
         self.root = root
 
     def manifest(self, path: Path, name: str, seeds=(0, 1, 2)) -> None:
         from udatune.config import TrialConfig
+        from udatune.tune import store
 
         spaces = [{"method": "autoaugment", "searcher": "optuna"}, {"method": "randaugment", "searcher": "random"},
                   {"method": "trivialaugment", "searcher": "random"}]
-        manifest = {
-            "udatune_version": "0.1.0", "created": "2026-01-01T00:00:00+00:00", "name": name, "path": str(path),
-            "settings": {"seeds": list(seeds), "max_steps": self.MAX_STEPS, "resources": {"workers": 1, "cpus": 1.0, "gpus": 0.0}, "spaces": spaces},
-            "base_config": TrialConfig().override({"train.steps": self.MAX_STEPS}).to_dict(),
-            "data_fingerprint": "fixture",
-        }
-        path.mkdir(parents=True, exist_ok=True)
-        (path / "sweep.json").write_text(json.dumps(manifest))
+        store.write_manifest(str(path), store.Manifest(
+            format=store.FORMAT, udatune_version="0.1.0", created="2026-01-01T00:00:00+00:00", name=name, path=str(path),
+            settings={"seeds": list(seeds), "max_steps": self.MAX_STEPS, "resources": {"workers": 1, "cpus": 1.0, "gpus": 0.0}, "spaces": spaces},
+            base_config=TrialConfig().override({"train.steps": self.MAX_STEPS}).to_dict(),
+            data_fingerprint="fixture",
+        ))
 
-    def trial(self, path: Path, trial_id: str, config: dict, scores: dict[int, float], extra: dict | None = None) -> None:
-        """One trial folder; ``scores``: step -> val mIoU (per-class IoU derived from it)."""
-        folder = path / f"{config['index']:03d}-{config['method']}-s{config['seed']}-{trial_id}"
-        folder.mkdir(parents=True)
-        (folder / "params.json").write_text(json.dumps(config))
-        lines = []
+    def reports(self, trial_id: str, config: dict, scores: dict[int, float], extra: dict | None = None) -> list[dict]:
+        """What a trial reports; ``scores``: step -> val mIoU (per-class IoU derived from it)."""
+        reports = []
         for i, (step, miou) in enumerate(sorted(scores.items())):
-            report = {"step": step, "val_miou": miou, "best_miou": max(v for s, v in scores.items() if s <= step),
-                      **{f"iou/{c}": miou + d for c, d in zip(self.CLASSES, (0.1, 0.0, -0.1))},
-                      "train_seconds": 10.0 * (i + 1), "eval_seconds": 2.0 * (i + 1), "checkpoint_seconds": 0.0,
-                      "timestamp": 1_700_000_000 + step, "trial_id": trial_id, "config": config, **(extra or {})}
-            lines.append(json.dumps(report))
-        (folder / "result.json").write_text("\n".join(lines) + ("\n" if lines else ""))
+            reports.append({"step": step, "val_miou": miou, "best_miou": max(v for s, v in scores.items() if s <= step),
+                            **{f"iou/{c}": miou + d for c, d in zip(self.CLASSES, (0.1, 0.0, -0.1))},
+                            "train_seconds": 10.0 * (i + 1), "eval_seconds": 2.0 * (i + 1), "checkpoint_seconds": 0.0,
+                            "timestamp": 1_700_000_000 + step, "trial_id": trial_id, "config": config, **(extra or {})})
+        return reports
 
     @staticmethod
     def uda(policy: str, lambda_u: float, tau: float, temperature: float, tsa: str = "none") -> dict:
         return {"uda.mode": "uda", "uda.policy": policy, "uda.lambda_u": lambda_u, "uda.tau": tau,
                 "uda.temperature": temperature, "uda.tsa": tsa}
 
-    def state(self, path: Path, statuses: dict[str, tuple[str, dict]]) -> None:
-        """Tune's experiment state: trial id -> (status, config)."""
-        data = [[json.dumps({"trial_id": tid, "status": status, "config": config}),
-                 json.dumps({"start_time": 1_700_000_000.0, "error_filename": "error.txt" if status == "ERROR" else None})]
-                for tid, (status, config) in statuses.items()]
-        (path / "experiment_state-2026-01-01_00-00-00.json").write_text(json.dumps({"trial_data": data}))
+    def write(self, path: Path, trials: list[tuple[str, dict, dict[int, float], str, dict | None]]) -> None:
+        """Rows through the store: (trial id, config, step -> val mIoU, status, extra metrics),
+        status as Tune says it (TERMINATED, ERROR, RUNNING, PENDING)."""
+        from udatune.config import TrialConfig
+        from udatune.tune import store
+        from udatune.tune.results import SweepResults
+
+        results = SweepResults(TrialConfig().override({"train.steps": self.MAX_STEPS}).to_dict(), self.MAX_STEPS)
+        for trial_id, config, scores, status, extra in trials:
+            if status == "PENDING":
+                results.add(trial_id, config)
+                continue
+            results.started(trial_id, config)
+            for report in self.reports(trial_id, config, scores, extra):
+                results.result(trial_id, config, report)
+            if status == "TERMINATED":
+                results.finished(trial_id, config)
+            elif status == "ERROR":
+                results.finished(trial_id, config, error=True, error_file="error.txt")
+            row = results.rows[trial_id]
+            row.started_at = self.STARTED
+            row.ended_at = float(row.last.get("timestamp", math.nan)) if status != "RUNNING" else math.nan
+        store.write_rows(str(path), results, tables=False)
 
     def finished(self, name: str = "known") -> Path:
         path = self.root / name
@@ -125,31 +139,29 @@ class SweepWriter:
         plan.append(("aa5", "autoaugment", 1, self.uda(aa[5], 5.0, 0.95, 1.0), self.SUPERVISED[1] - 0.05 + 0.03, 50, "TERMINATED"))
         plan.append(("ra0", "randaugment", 0, self.uda("randaugment:2,9", 1.5, 0.8, 0.4), self.SUPERVISED[0] + 0.05, 100, "TERMINATED"))
         plan.append(("ta0", "trivialaugment", 0, self.uda("trivialaugment", 1.0, 0.8, 0.4), None, 0, "ERROR"))
-        statuses = {}
+        trials = []
         for index, (tid, method, seed, overrides, final, last, status) in enumerate(plan):
             config = {"method": method, "seed": seed, "overrides": overrides, "index": index}
             scores = {} if final is None else {50: final - 0.05, 100: final} if last == 100 else {50: final}
-            self.trial(path, tid, config, scores)
-            statuses[tid] = (status, config)
-        self.state(path, statuses)
+            trials.append((tid, config, scores, status, None))
+        self.write(path, trials)
         return path
 
     def confirmation(self, path: Path) -> None:
         """`udatune confirm` re-runs: supervised test 0.50/0.51/0.52 on seeds 100-102; c1 (trial
         aa4) gains 0.04, 0.03, 0.05 (confirmed: ±0.024843); c2 (ra0) gains -0.01, 0.02, 0.00."""
-        confirm = path / "confirm"
+        from udatune.tune import store
+
         plan = [("baseline", "supervised", "", {"uda.mode": "supervised"}, (0.50, 0.51, 0.52)),
                 ("c1", "autoaugment", "aa4", self.uda('autoaugment:[[["Rotate",0.9,2],["Solarize",0.1,9]]]', 0.8, 0.65, 0.5), (0.54, 0.54, 0.57)),
                 ("c2", "randaugment", "ra0", self.uda("randaugment:2,9", 1.5, 0.8, 0.4), (0.49, 0.53, 0.52))]
-        statuses, index = {}, 0
+        trials, index = [], 0
         for s, seed in enumerate((100, 101, 102)):
             for candidate, method, source, overrides, tests in plan:
                 config = {"method": method, "seed": seed, "overrides": overrides, "candidate": candidate, "source_trial": source, "index": index}
-                tid = f"cf{index}"
-                self.trial(confirm, tid, config, {100: tests[s] - 0.01}, extra={"test_miou": tests[s]})
-                statuses[tid] = ("TERMINATED", config)
+                trials.append((f"cf{index}", config, {100: tests[s] - 0.01}, "TERMINATED", {"test_miou": tests[s]}))
                 index += 1
-        self.state(confirm, statuses)
+        self.write(Path(store.confirm_path(str(path))), trials)
 
 
 @pytest.fixture

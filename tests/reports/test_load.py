@@ -1,23 +1,23 @@
-"""Reading a sweep: from results.csv when it is current, else rebuilt from Tune's trial folders
-(a running or interrupted sweep), with the same paired gains either way."""
+"""Reading a sweep through the store: the rows the driver wrote, with the same paired gains
+whichever copy they come from; damaged copies are skipped, or named when none is left."""
 
 import math
-import os
-import time
 
+import pandas as pd
 import pytest
 
 from udatune.errors import ConfigError
-from udatune.reports.load import load_sweep, resolve_sweep
+from udatune.reports.load import find_sweep, load_sweep
+from udatune.tune import store
 
 
 def gains(sweep) -> dict[str, float]:
     return dict(zip(sweep.trials["trial_id"], sweep.trials["gain"]))
 
 
-def test_a_sweep_without_results_csv_is_rebuilt_from_its_trial_folders(sweep_writer):
+def test_the_rows_come_from_trials_json_with_their_paired_gains(sweep_writer):
     sweep = load_sweep(str(sweep_writer.finished()))
-    assert sweep.source.startswith("trial folders")
+    assert sweep.source == "trials.json"
     assert len(sweep.trials) == 14 and sweep.trials["trial_id"].is_unique
     g = gains(sweep)
     # paired with supervised at the same seed and the same step (aa5 stopped at step 50)
@@ -26,19 +26,47 @@ def test_a_sweep_without_results_csv_is_rebuilt_from_its_trial_folders(sweep_wri
     status = dict(zip(sweep.trials["trial_id"], sweep.trials["status"]))
     assert (status["aa4"], status["aa5"], status["ta0"]) == ("done", "stopped", "error")
     assert sweep.last_metrics("aa4")["iou/road"] == pytest.approx(0.70)
+    assert sweep.config("aa4")["overrides"]["uda.lambda_u"] == 0.8
 
 
-def test_results_csv_is_used_while_current_and_ignored_once_trials_report_again(sweep_writer):
+def tables(path):
+    """results.csv / results.parquet written by the store from the rows, as at a sweep's end."""
+    store.write_rows(str(path), store.read_results(str(path)))
+
+
+@pytest.mark.parametrize("damage", [b"", b"{\"format\": 1, \"rows\": [", b"[]"])
+def test_a_damaged_trials_json_falls_back_to_the_parquet_then_the_csv(sweep_writer, damage):
     path = sweep_writer.finished()
-    rebuilt = load_sweep(str(path)).trials
-    rebuilt.assign(gain=rebuilt["gain"] + 1.0).to_csv(path / "results.csv", index=False)  # marked, to see which is read
-    fresh = load_sweep(str(path))
-    assert fresh.source == "results.csv" and gains(fresh)["def1"] == pytest.approx(1.03)
+    tables(path)
+    expected = load_sweep(str(path)).trials
+    (path / "trials.json").write_bytes(damage)
+    sweep = load_sweep(str(path))
+    assert sweep.source.startswith("results.parquet; skipped damaged") and str(path / "trials.json") in sweep.source
+    pd.testing.assert_frame_equal(sweep.trials, expected)
+    assert sweep.last_metrics("aa4") == {} and gains(sweep)["aa4"] == pytest.approx(0.06)
 
-    later = time.time() + 5  # a resumed sweep: a trial reports after the table was written
-    os.utime(next(path.glob("*-aa4/result.json")), (later, later))
-    stale = load_sweep(str(path))
-    assert stale.source.startswith("trial folders") and gains(stale)["def1"] == pytest.approx(0.03)
+    (path / "results.parquet").write_bytes(b"PAR1 cut short")
+    sweep = load_sweep(str(path))
+    assert sweep.source.startswith("results.csv") and str(path / "results.parquet") in sweep.source
+    assert gains(sweep) == pytest.approx(gains_of(expected), nan_ok=True)
+    assert list(sweep.trials["status"]) == list(expected["status"])
+
+
+def gains_of(frame) -> dict[str, float]:
+    return dict(zip(frame["trial_id"], frame["gain"]))
+
+
+def test_every_copy_damaged_is_one_error_naming_the_files(sweep_writer):
+    path = sweep_writer.finished()
+    tables(path)
+    (path / "trials.json").write_text("{ half")
+    (path / "results.parquet").write_bytes(b"")
+    (path / "results.csv").write_text("trial_id,method\naa4,auto")  # cut short: most columns gone
+    with pytest.raises(ConfigError) as err:
+        load_sweep(str(path))
+    message = str(err.value)
+    assert all(str(path / name) in message for name in ("trials.json", "results.parquet", "results.csv"))
+    assert "damaged" in message
 
 
 def test_a_running_sweep_shows_running_and_pending_trials(sweep_writer):
@@ -47,9 +75,8 @@ def test_a_running_sweep_shows_running_and_pending_trials(sweep_writer):
     sup = {"method": "supervised", "seed": 0, "overrides": {"uda.mode": "supervised"}, "index": 0}
     aa = {"method": "autoaugment", "seed": 0, "overrides": sweep_writer.uda("randaugment:2,9", 1.0, 0.8, 0.4), "index": 1}
     queued = {"method": "autoaugment", "seed": 0, "overrides": {}, "index": 2}
-    sweep_writer.trial(path, "s0", sup, {50: 0.45})
-    sweep_writer.trial(path, "a0", aa, {50: 0.47})
-    sweep_writer.state(path, {"s0": ("RUNNING", sup), "a0": ("RUNNING", aa), "q0": ("PENDING", queued)})
+    sweep_writer.write(path, [("s0", sup, {50: 0.45}, "RUNNING", None), ("a0", aa, {50: 0.47}, "RUNNING", None),
+                              ("q0", queued, {}, "PENDING", None)])
     sweep = load_sweep(str(path))
     assert dict(zip(sweep.trials["trial_id"], sweep.trials["status"])) == {"s0": "running", "a0": "running", "q0": "pending"}
     assert gains(sweep)["a0"] == pytest.approx(0.02)
@@ -58,9 +85,9 @@ def test_a_running_sweep_shows_running_and_pending_trials(sweep_writer):
 def test_unknown_and_empty_sweeps_are_config_errors(sweep_writer):
     sweep_writer.finished("one")
     with pytest.raises(ConfigError, match="No sweep named 'two'.*one"):
-        resolve_sweep("two", str(sweep_writer.root))
+        find_sweep("two", str(sweep_writer.root))
     sweep_writer.manifest(sweep_writer.root / "empty", "empty")
-    assert resolve_sweep("empty", str(sweep_writer.root)).endswith("/empty")
+    assert find_sweep("empty", str(sweep_writer.root)).endswith("/empty")
     with pytest.raises(ConfigError, match="no trials with results yet"):
         load_sweep(str(sweep_writer.root / "empty"))
 
@@ -72,3 +99,15 @@ def test_confirmation_runs_are_read_with_their_test_scores(sweep_writer):
     assert len(confirm) == 9 and set(confirm["split"]) == {"test"}
     row = confirm.set_index("trial_id").loc["cf1"]
     assert (row["candidate"], row["source_trial"], row["seed"], row["score"]) == ("c1", "aa4", 100, pytest.approx(0.54))
+
+
+def test_a_results_csv_cut_short_is_never_read_as_a_shorter_table(sweep_writer):
+    path = sweep_writer.finished()
+    tables(path)
+    (path / "trials.json").unlink()
+    (path / "results.parquet").unlink()
+    assert len(load_sweep(str(path)).trials) == 14  # the csv alone, whole
+    data = (path / "results.csv").read_bytes()
+    (path / "results.csv").write_bytes(data[: len(data) // 2])  # parses: fewer rows, the last one cut
+    with pytest.raises(ConfigError, match=f"{path / 'results.csv'}.*cut short"):
+        load_sweep(str(path))

@@ -17,12 +17,14 @@ from dataclasses import asdict, replace
 import pytest
 
 from udatune.config import TrialConfig
+from udatune.reports.stats import best_gain
 from udatune.tune.cluster import Cluster
-from udatune.tune.driver_state import DriverState, effective_state, process_started, read_state, write_state
+from udatune.tune.driver_state import DriverState, effective_state, process_started
 from udatune.tune.restore import settings_from_manifest, space_from_dict
 from udatune.tune.results import FAILURE, SUPERVISED, SweepResults
 from udatune.tune.space import builtin_spaces, load_space
-from udatune.tune.sweep import SweepSettings, load_results, save_results, sigterm_stops_tune, write_manifest
+from udatune.tune.store import Manifest, read_results, read_state, write_rows, write_state
+from udatune.tune.sweep import SweepSettings, sigterm_stops_tune, write_manifest
 from udatune.tune.trainable import TrialResources
 
 SUP = {"method": SUPERVISED, "seed": 0, "index": 0, "overrides": {"uda.mode": "supervised"}}
@@ -49,8 +51,8 @@ def a_sweep() -> SweepResults:
 
 def test_rows_survive_a_restart_byte_for_byte(tmp_path):
     results = a_sweep()
-    save_results(str(tmp_path), results)
-    restored = load_results(str(tmp_path))
+    write_rows(str(tmp_path), results)
+    restored = read_results(str(tmp_path))
     assert restored.frame().to_csv(index=False) == results.frame().to_csv(index=False)
     assert restored.rows["ra"].history == {2: 0.25, 4: 0.40} and restored.gain(restored.rows["ra"]) == pytest.approx(0.10)
     assert "config" not in restored.rows["sup"].last  # only scalars are kept
@@ -78,7 +80,7 @@ def test_a_failed_trial_keeps_its_reason_and_counts_no_gain():
     frame = results.frame().set_index("trial_id")
     assert frame.loc["nan", "reason"] == row.reason and frame.loc["crash", "reason"] == "RayActorError: the actor died"
     assert results.counts() == {"done": 2, "failed": 1, "error": 1}
-    assert results.best_gain() == pytest.approx(0.10)
+    assert best_gain(results.frame()) == pytest.approx(0.10)
 
 
 def dead_pid() -> int:
@@ -116,7 +118,7 @@ def test_settings_come_back_from_the_manifest(tmp_path):
     manifest = json.loads((tmp_path / "s" / "sweep.json").read_text())
     assert manifest["format"] == 1 and manifest["base_config"]["train"]["steps"] == 40
     moved = tmp_path / "elsewhere" / "renamed"  # a sweep folder may be moved before it is resumed
-    restored = settings_from_manifest(str(moved), manifest)
+    restored = settings_from_manifest(str(moved), Manifest.from_json(manifest))
     assert restored == replace(settings, name="renamed", storage=str(moved.parent))
 
 

@@ -114,47 +114,44 @@ def ray_cluster(address: str | None = None, num_cpus: int | None = None, num_gpu
         check_reachable(address)
 
     import ray
-    from ray._private import ray_constants
 
-    local_only = ray_constants.ENABLE_RAY_CLUSTER
-    try:
-        if address is None:
-            ray_constants.ENABLE_RAY_CLUSTER = False  # in case ray was imported before the env var was set
-            context = ray.init(
-                num_cpus=num_cpus,
-                num_gpus=num_gpus,
-                _node_ip_address="127.0.0.1",
-                include_dashboard=False,
-                log_to_driver=False,
-                configure_logging=True,
-                logging_level="WARNING",
+    from udatune.tune import ray_compat
+
+    with ray_compat.local_only_ray() if address is None else contextlib.nullcontext():
+        try:
+            if address is None:
+                context = ray.init(
+                    num_cpus=num_cpus,
+                    num_gpus=num_gpus,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    configure_logging=True,
+                    logging_level="WARNING",
+                    **ray_compat.loopback_init_options(),
+                )
+            else:
+                context = ray.init(address=address, log_to_driver=False, logging_level="WARNING", runtime_env={"env_vars": JOB_ENV})
+        except (ConnectionError, ValueError, RuntimeError) as err:
+            _restore(saved_env)
+            raise ConfigError(f"--address {address or 'local'}: could not start or join Ray: {str(err).splitlines()[0]}") from None
+        except BaseException:  # Ctrl-C while Ray starts: stop what it started, leave no agents behind
+            ray.shutdown()
+            _restore(saved_env)
+            raise
+        try:
+            resources = ray.cluster_resources()
+            logs = getattr(context, "address_info", {}).get("session_dir", "") or ""
+            yield Cluster(
+                address=address or "local",
+                local=address is None,
+                cpus=float(resources.get("CPU", 0.0)),
+                gpus=float(resources.get("GPU", 0.0)),
+                logs=str(Path(logs) / "logs") if logs else "",
+                nodes=sum(1 for node in ray.nodes() if node.get("Alive")),
             )
-        else:
-            context = ray.init(address=address, log_to_driver=False, logging_level="WARNING", runtime_env={"env_vars": JOB_ENV})
-    except (ConnectionError, ValueError, RuntimeError) as err:
-        _restore(saved_env)
-        ray_constants.ENABLE_RAY_CLUSTER = local_only
-        raise ConfigError(f"--address {address or 'local'}: could not start or join Ray: {str(err).splitlines()[0]}") from None
-    except BaseException:  # Ctrl-C while Ray starts: stop what it started, leave no agents behind
-        ray.shutdown()
-        _restore(saved_env)
-        ray_constants.ENABLE_RAY_CLUSTER = local_only
-        raise
-    try:
-        resources = ray.cluster_resources()
-        logs = getattr(context, "address_info", {}).get("session_dir", "") or ""
-        yield Cluster(
-            address=address or "local",
-            local=address is None,
-            cpus=float(resources.get("CPU", 0.0)),
-            gpus=float(resources.get("GPU", 0.0)),
-            logs=str(Path(logs) / "logs") if logs else "",
-            nodes=sum(1 for node in ray.nodes() if node.get("Alive")),
-        )
-    finally:
-        ray.shutdown()
-        _restore(saved_env)
-        ray_constants.ENABLE_RAY_CLUSTER = local_only
+        finally:
+            ray.shutdown()
+            _restore(saved_env)
 
 
 def _restore(saved: dict[str, str | None]) -> None:

@@ -1,4 +1,5 @@
-"""Is a sweep running, interrupted or finished? The driver's ``<sweep>/state.json``.
+"""Is a sweep running, interrupted or finished? What the driver's ``<sweep>/state.json`` means
+(the store, store.py, reads and writes the file).
 
 The driver writes ``running`` when the sweep starts (with its host, pid and the process's start
 time), refreshes a heartbeat while it runs, and writes ``finished`` or ``interrupted`` when it
@@ -12,15 +13,11 @@ No Ray here: `udatune ls` reads these files without starting anything.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
-from udatune.tune.storage import kind, read_bytes, write_bytes
-
-STATE_FILE = "state.json"
 HEARTBEAT_S = 30.0  # how often a running driver refreshes its heartbeat
 STALE_AFTER_S = 4 * HEARTBEAT_S  # a heartbeat older than this: the driver is gone
 STATES = ("running", "interrupted", "finished")
@@ -42,21 +39,6 @@ class DriverState:
 def this_driver(state: str) -> DriverState:
     pid = os.getpid()
     return DriverState(state, socket.gethostname(), pid, process_started(pid), time.time())
-
-
-def write_state(sweep_path: str, state: str) -> None:
-    write_bytes(f"{sweep_path}/{STATE_FILE}", json.dumps(asdict(this_driver(state)), indent=2).encode())
-
-
-def read_state(sweep_path: str) -> DriverState | None:
-    """The state as written, or None when there is none (or it cannot be read)."""
-    uri = f"{sweep_path}/{STATE_FILE}"
-    if kind(uri) != "file":
-        return None
-    try:
-        return DriverState(**json.loads(read_bytes(uri)))
-    except (ValueError, TypeError):
-        return None
 
 
 def effective_state(state: DriverState | None, now: float | None = None) -> str:

@@ -1,20 +1,20 @@
 """The sweeps in a storage location, each with its state, trial counts and best gain.
 
-Read from each sweep's own files — ``sweep.json`` (what it asked for), ``state.json`` (is its
-driver alive: driver_state.py) and ``trials.json`` (its rows) — so listing starts no Ray and
-works on a sweep that runs right now on another machine.
+Read through the sweep store (store.py) — the manifest (what it asked for), the driver's state
+(is it alive: driver_state.py) and the trial rows — so listing starts no Ray and works on a
+sweep that runs right now on another machine.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 
-from udatune.errors import ConfigError
-from udatune.tune.driver_state import effective_state, read_state
-from udatune.tune.results import ENDED, TRIALS_FILE, SweepResults
-from udatune.tune.storage import absolute, kind, read_bytes, subfolders
+from udatune.errors import ConfigError, UdatuneError
+from udatune.tune import store
+from udatune.tune.driver_state import effective_state
+from udatune.tune.results import ENDED
+from udatune.tune.storage import absolute, kind
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,8 @@ class SweepSummary:
     created: str
     total: int  # trials asked for (searched + baselines)
     counts: dict[str, int] = field(default_factory=dict)  # status -> trials
-    best_gain: float = math.nan
+    best_gain: float = math.nan  # the best method's gain, as the report defines it
+    problem: str = ""  # why it is unreadable (names the file)
 
     @property
     def ended(self) -> int:
@@ -34,42 +35,32 @@ class SweepSummary:
 
 def list_sweeps(storage: str) -> list[SweepSummary]:
     """Every sweep directly inside ``storage``, oldest first."""
-    root = absolute(storage).rstrip("/")
-    if kind(root) != "dir":
+    if kind(absolute(storage)) != "dir":
         raise ConfigError(f"--storage {storage}: no such folder. Pass the folder (or URI) your sweeps were started with, e.g. runs/sweeps.")
-    found = [summarize(f"{root}/{name}") for name in subfolders(root) if kind(f"{root}/{name}/sweep.json") == "file"]
+    found = [summarize(path) for path in store.sweeps_in(storage)]
     return sorted(found, key=lambda s: (s.created, s.name))
 
 
 def summarize(path: str) -> SweepSummary:
+    from udatune.reports.stats import best_gain
+
     name = path.rstrip("/").rsplit("/", 1)[-1]
     try:
-        manifest = json.loads(read_bytes(f"{path}/sweep.json"))
-        total = requested_trials(manifest.get("settings", {}))
-    except (ValueError, TypeError, AttributeError, OSError):
-        return SweepSummary(name, path, "unreadable", "", 0)
-    results = trials_of(path)
+        manifest = store.read_manifest(path)
+        total = manifest.requested_trials
+    except UdatuneError as err:
+        return SweepSummary(name, path, "unreadable", "", 0, problem=str(err))
+    try:
+        rows = store.read_rows(path)
+    except UdatuneError as err:
+        return SweepSummary(name, path, "unreadable", manifest.created, total, problem=str(err))
+    table = rows.table if rows is not None else None
     return SweepSummary(
         name=name,
         path=path,
-        state=effective_state(read_state(path)),
-        created=str(manifest.get("created", "")),
+        state=effective_state(store.read_state(path)),
+        created=manifest.created,
         total=total,
-        counts=results.counts() if results else {},
-        best_gain=results.best_gain() if results else math.nan,
+        counts=table["status"].value_counts().to_dict() if table is not None else {},
+        best_gain=best_gain(table) if table is not None and len(table) else math.nan,
     )
-
-
-def requested_trials(settings: dict) -> int:
-    """Searched trials plus, when on, a supervised and a default-UDA baseline per seed."""
-    return int(settings.get("trials", 0)) + (2 * len(settings.get("seeds", ())) if settings.get("baselines", True) else 0)
-
-
-def trials_of(path: str) -> SweepResults | None:
-    uri = f"{path}/{TRIALS_FILE}"
-    if kind(uri) != "file":
-        return None
-    try:
-        return SweepResults.from_state(json.loads(read_bytes(uri)))
-    except (ValueError, TypeError, KeyError):
-        return None

@@ -12,7 +12,6 @@ rows of the trials that ended are taken over from ``trials.json`` unchanged.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from importlib import metadata
@@ -21,17 +20,16 @@ from typing import Callable
 
 from udatune.config import TrialConfig
 from udatune.errors import ConfigError, UdatuneError
-from udatune.tune.driver_state import DriverState, effective_state, read_state
+from udatune.tune import ray_compat, store
+from udatune.tune.driver_state import DriverState, effective_state
 from udatune.tune.results import SweepResults
 from udatune.tune.space import Param, PolicySpace, SearchSpace
-from udatune.tune.storage import absolute, kind, read_bytes, subfolders
+from udatune.tune.storage import kind
 from udatune.tune.sweep import (
-    SWEEP_FORMAT,
     SweepOutcome,
     SweepSettings,
     board_name,
     fit_and_record,
-    load_results,
     make_trainable,
     quiet_optuna,
     sweep_callbacks,
@@ -44,7 +42,7 @@ class ResumePlan:
     """A sweep that passed every check, ready to resume."""
 
     path: str
-    manifest: dict
+    manifest: store.Manifest
     settings: SweepSettings
     base: TrialConfig  # the trials' base config (steps = the sweep's budget)
     state: str  # interrupted | finished | unknown (see driver_state.effective_state)
@@ -55,66 +53,22 @@ class ResumePlan:
         return self.state == "finished" and self.errored == 0
 
 
-# --- finding it ------------------------------------------------------------------------------------
-
-
-def locate(target: str, storage: str) -> str:
-    """The folder of the sweep ``target`` names: a folder, or a name inside ``storage``."""
-    storage = absolute(storage).rstrip("/")
-    as_path = "/" in target or "://" in target or target.startswith(("~", "."))
-    path = absolute(target).rstrip("/") if as_path else f"{storage}/{target}"
-    if not as_path and kind(path) == "missing" and kind(absolute(target)) == "dir":
-        path = absolute(target)  # a folder in the working directory
-    found = kind(path)
-    if found == "missing" and as_path:
-        raise ConfigError(f"{target}: no such folder. Pass a sweep's folder (<storage>/<name>) or its name; `udatune ls` lists the sweeps in a storage.")
-    if found == "missing":
-        names = sweep_names(storage)
-        there = f"the sweeps there are {', '.join(names)}" if names else "there are no sweeps there"
-        raise ConfigError(
-            f"No sweep named {target!r} in {storage}; {there}. Pass a sweep's name (and --storage where it lives) "
-            "or its folder; `udatune ls --storage STORAGE` lists them."
-        )
-    if found != "dir":
-        raise ConfigError(f"{target} is a file, not a sweep folder; pass the folder `udatune search` created (<storage>/<name>).")
-    if kind(f"{path}/sweep.json") != "file":
-        raise ConfigError(
-            f"{path} is not a udatune sweep: it has no sweep.json. Pass the folder `udatune search` created "
-            "(<storage>/<name>); `udatune ls --storage STORAGE` lists the sweeps in a storage."
-        )
-    return path
-
-
-def sweep_names(storage: str) -> list[str]:
-    return [name for name in subfolders(storage) if kind(f"{storage}/{name}/sweep.json") == "file"]
-
-
 # --- checking it -----------------------------------------------------------------------------------
 
 
-def read_manifest(path: str) -> dict:
-    try:
-        manifest = json.loads(read_bytes(f"{path}/sweep.json"))
-    except (ValueError, OSError) as err:
-        raise ConfigError(f"{path}/sweep.json cannot be read ({err}); the sweep folder is damaged and cannot be resumed.") from None
-    if not isinstance(manifest, dict):
-        raise ConfigError(f"{path}/sweep.json is not a sweep manifest; the sweep folder is damaged and cannot be resumed.")
-    return manifest
-
-
-def check_compatible(path: str, manifest: dict) -> None:
+def check_compatible(path: str, manifest: store.Manifest) -> None:
     """The sweep's format, and the Ray that wrote Tune's state, must be ours."""
     import udatune
 
-    written = manifest.get("format")
-    version = manifest.get("udatune_version", "unknown")
-    if written != SWEEP_FORMAT:
+    written = manifest.format
+    version = manifest.udatune_version
+    if written != store.FORMAT:
         raise ConfigError(
             f"Sweep {path} was written by udatune {version} (sweep format {written if written is not None else 'none'}); "
-            f"this udatune {udatune.__version__} resumes sweep format {SWEEP_FORMAT} only. Resume it with udatune {version}, "
+            f"this udatune {udatune.__version__} resumes sweep format {store.FORMAT} only. Resume it with udatune {version}, "
             "or start a new sweep with `udatune search`."
         )
-    ray_then, ray_now = str(manifest.get("ray_version", "")), metadata.version("ray")
+    ray_then, ray_now = str(manifest.ray_version), metadata.version("ray")
     if ray_then.split(".")[:2] != ray_now.split(".")[:2]:
         raise ConfigError(
             f"Sweep {path} was run with Ray {ray_then or 'unknown'}; this is Ray {ray_now}, and Tune restores an experiment "
@@ -135,11 +89,11 @@ def check_not_running(path: str, state: DriverState | None) -> None:
         )
 
 
-def settings_from_manifest(path: str, manifest: dict) -> SweepSettings:
+def settings_from_manifest(path: str, manifest: store.Manifest) -> SweepSettings:
     """The sweep's settings as written at its start (its name and storage taken from where it
     lies now: a sweep folder may have been moved)."""
     try:
-        raw = dict(manifest["settings"])
+        raw = dict(manifest.settings)
         raw.pop("max_concurrent_resolved", None)
         spaces = tuple(space_from_dict(s["space"]) for s in raw.pop("spaces"))
         where = PurePosixPath(path) if "://" not in path else None
@@ -170,20 +124,19 @@ def space_from_dict(raw: dict) -> SearchSpace:
 
 def prepare_resume(target: str, storage: str) -> ResumePlan:
     """Every check `udatune resume` makes before it starts anything; raises a `UdatuneError`."""
-    path = locate(target, storage)
-    manifest = read_manifest(path)
+    path = store.locate(target, storage)
+    manifest = store.read_manifest(path)
     check_compatible(path, manifest)
-    state = read_state(path)
+    state = store.read_state(path)
     check_not_running(path, state)
     settings = settings_from_manifest(path, manifest)
     try:
-        base = TrialConfig.from_dict(manifest["base_config"], source=f"{path}/sweep.json")
-    except (KeyError, UdatuneError) as err:
-        raise ConfigError(f"{path}/sweep.json has no usable base config ({err}); the sweep cannot be resumed.") from None
-    try:
-        previous = load_results(path)
-    except (ValueError, TypeError, KeyError) as err:
-        raise ConfigError(f"{path}/trials.json cannot be read ({type(err).__name__}: {err}); the sweep folder is damaged and cannot be resumed.") from None
+        if not manifest.base_config:
+            raise ConfigError("it is missing")
+        base = TrialConfig.from_dict(manifest.base_config, source=f"{path}/{store.MANIFEST}")
+    except UdatuneError as err:
+        raise ConfigError(f"{path}/{store.MANIFEST} has no usable base config ({err}); the sweep cannot be resumed.") from None
+    previous = store.read_results(path)  # a damaged trials.json stops here, named
     errored = sum(row.status == "error" for row in previous.rows.values()) if previous else 0
     return ResumePlan(path, manifest, settings, base, effective_state(state), errored)
 
@@ -198,7 +151,7 @@ def resume_sweep(plan: ResumePlan, cluster, listener: Callable[[SweepResults], N
     quiet_optuna()
     started = time.time()
     settings = plan.settings
-    results = load_results(plan.path) or SweepResults(plan.base.to_dict(), settings.max_steps)
+    results = store.read_results(plan.path) or SweepResults(plan.base.to_dict(), settings.max_steps)
     callbacks = sweep_callbacks(plan.path, results, listener)
     board = start_stop_board(board_name(settings))  # noqa: F841  (kept alive while the sweep runs)
     tuner = tune.Tuner.restore(
@@ -207,20 +160,7 @@ def resume_sweep(plan: ResumePlan, cluster, listener: Callable[[SweepResults], N
         resume_unfinished=True,
         resume_errored=True,
     )
-    use_callbacks(tuner, callbacks)
+    ray_compat.replace_restored_callbacks(tuner, callbacks)
     if listener is not None:
         listener(results)
     return fit_and_record(tuner, settings, results, callbacks[0], started)
-
-
-def use_callbacks(tuner, callbacks: list) -> None:
-    """Give a restored experiment this driver's callbacks.
-
-    ``Tuner.restore`` takes no `RunConfig`: it unpickles the one saved when the sweep started,
-    whose callbacks hold that driver's (empty) rows and no display. Replace them with ours, which
-    hold the rows saved so far and this terminal's live table. Under Ray Client (ray://) the
-    tuner runs remotely; it keeps the saved callbacks and the rows come from the result grid.
-    """
-    local = getattr(tuner, "_local_tuner", None)
-    if local is not None:
-        local.get_run_config().callbacks = callbacks

@@ -32,8 +32,7 @@ BASELINES = (SUPERVISED, DEFAULT_UDA)
 FINAL = ("done", "stopped", "failed")  # ended by themselves: never run again
 ENDED = (*FINAL, "error")
 FAILURE = "failure"  # the key of a trial's last report when its training failed
-STATE_FORMAT = 1  # of `SweepResults.to_state`
-TRIALS_FILE = "trials.json"  # where a sweep keeps `to_state` (see sweep.save_results)
+STATE_FORMAT = 1  # of `SweepResults.to_state` (kept in trials.json: see store.py)
 
 COLUMNS = [
     "trial_id", "method", "seed", "policy", "policy_summary", "lambda_u", "tau", "temperature", "tsa",
@@ -72,14 +71,11 @@ class TrialRow:
     ended_at: float = math.nan  # ... and when it ended
     error_file: str = ""  # Tune's error file of a trial that errored
     reason: str = ""  # why it failed or errored, in one line
+    config: dict = field(default_factory=dict)  # the trial's Tune config: method, seed, overrides, ...
 
     @property
     def final(self) -> bool:
         return self.status in FINAL
-
-    @property
-    def is_baseline(self) -> bool:
-        return self.method in BASELINES
 
     @property
     def policy_summary(self) -> str:
@@ -205,33 +201,6 @@ class SweepResults:
             })
         return pd.DataFrame.from_records(records, columns=COLUMNS)
 
-    def ranking(self):
-        """Methods ranked by their best paired gain (baselines included for reference)."""
-        import pandas as pd
-
-        frame = self.frame()
-        frame = frame[frame["method"] != SUPERVISED]
-        rows = []
-        for method, group in frame.groupby("method", sort=False):
-            scored = group.dropna(subset=["gain"])
-            best = scored.loc[scored["gain"].idxmax()] if len(scored) else None
-            rows.append({
-                "method": method,
-                "trials": len(group),
-                "best_gain": best["gain"] if best is not None else math.nan,
-                "mean_gain": scored["gain"].mean() if len(scored) else math.nan,
-                "best_val_miou": best["val_miou"] if best is not None else math.nan,
-                "best_trial": best["trial_id"] if best is not None else "",
-                "best_policy": best["policy_summary"] if best is not None else "",
-            })
-        ranked = pd.DataFrame(rows, columns=["method", "trials", "best_gain", "mean_gain", "best_val_miou", "best_trial", "best_policy"])
-        return ranked.sort_values("best_gain", ascending=False, na_position="last").reset_index(drop=True)
-
-    def best_gain(self) -> float:
-        """The best paired gain of any trial (NaN before the first one)."""
-        gains = [g for row in self.rows.values() if (g := self.gain(row)) is not None]
-        return max(gains) if gains else math.nan
-
     # --- across restarts ------------------------------------------------------------------------
 
     def to_state(self) -> dict:
@@ -278,5 +247,6 @@ class SweepResults:
             encoder_weights=str(model.get("encoder_weights", "")) if smp else "",
             encoder_weights_sha256=str(model.get("encoder_weights_sha256") or "") if smp else "",
             encoder_lr_mult=float(sections["train"].get("encoder_lr_mult", 1.0)),
+            config=dict(config),
         )
 

@@ -19,16 +19,25 @@ from udatune.tune.space import Param, PolicySpace, SearchSpace, param_key
 
 METRIC = "val_miou"
 MODE = "max"
+TUNE_TRIAL_ID = "tune_trial_id"  # user attribute of each trial in a sweep's Optuna study
 
 
 class SpaceSampler:
     """The define-by-run space for Ray Tune's `OptunaSearch` (a class, so it pickles with the
-    searcher's state when a sweep is saved for resuming)."""
+    searcher's state when a sweep is saved for resuming).
+
+    ``tune_trial_id``, when the sweep's searcher sets it before asking, is kept on the Optuna
+    trial as a user attribute: the study in the sweep folder then says which Tune trial each of
+    its trials was, and the report pairs them with their gains (reports/importance.py).
+    """
 
     def __init__(self, space: SearchSpace) -> None:
         self.space = space
+        self.tune_trial_id = ""
 
     def __call__(self, trial: Any) -> dict[str, dict[str, Any]]:
+        if self.tune_trial_id:
+            trial.set_user_attr(TUNE_TRIAL_ID, self.tune_trial_id)
         overrides: dict[str, Any] = {"uda.mode": "uda", "uda.policy": sample_policy(trial, self.space.policy)}
         for name, param in self.space.params.items():
             overrides[param_key(name)] = suggest(trial, name, param)
@@ -72,8 +81,13 @@ def sample_policy(trial: Any, space: PolicySpace) -> str:
     return policy.to_string()
 
 
-def make_searcher(space: SearchSpace, seed: int = 0):
-    """Ray Tune's `OptunaSearch` over the space: TPE for ``optuna``, uniform for ``random``."""
+def make_searcher(space: SearchSpace, seed: int = 0, storage=None, define: SpaceSampler | None = None):
+    """Ray Tune's `OptunaSearch` over the space: TPE for ``optuna``, uniform for ``random``.
+
+    ``storage``: an Optuna storage where the study (named after the space's method) is kept —
+    the sweep folder's journal (store.optuna_storage), which `optuna-dashboard` opens; None
+    keeps it in memory. ``define``: the define-by-run function to use (default: a new
+    `SpaceSampler`)."""
     import optuna
     from ray.tune.search.optuna import OptunaSearch
 
@@ -84,4 +98,5 @@ def make_searcher(space: SearchSpace, seed: int = 0):
         sampler = optuna.samplers.TPESampler(seed=sampler_seed, n_startup_trials=4)
     else:
         sampler = optuna.samplers.RandomSampler(seed=sampler_seed)
-    return OptunaSearch(space=SpaceSampler(space), metric=METRIC, mode=MODE, sampler=sampler)
+    return OptunaSearch(space=define or SpaceSampler(space), metric=METRIC, mode=MODE, sampler=sampler,
+                        study_name=space.method, storage=storage)

@@ -11,12 +11,11 @@ One experiment keeps everything in one results table and one folder that Tune ca
 methods share the budget (``--trials``) and the scheduler. ASHA prunes searched trials only —
 a baseline always runs its full budget, since the gains are measured against it.
 
-Folder layout (``<storage>/<name>/``): Tune's experiment state and one folder per trial,
-``train/<trial id>/`` for each trial's Ray Train run and checkpoints, ``sweep.json`` (format and
-versions, git revision, resolved settings and config, data fingerprint), ``state.json`` (is the
-driver running: see driver_state.py), ``trials.json`` (every row with its history, rewritten at
-each event, so a killed driver loses nothing and a resumed one continues it) and
-``results.csv`` / ``results.parquet`` (one row per trial, rewritten as trials end).
+Folder layout (``<storage>/<name>/``): udatune's own files, written and read only through the
+sweep store (store.py: manifest, driver state, trial rows rewritten at each event, so a killed
+driver loses nothing and a resumed one continues it), Tune's experiment state and one folder per
+trial (which only Tune reads back), and ``train/<trial id>/`` for each trial's Ray Train run and
+checkpoints.
 
 A sweep survives its driver: Ctrl-C and SIGTERM stop it the same way (Tune saves the experiment;
 each trial's Train run keeps its last checkpoint), and after a SIGKILL the files are at most a
@@ -27,8 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import io
-import json
 import math
 import pickle
 import signal
@@ -44,15 +41,14 @@ from ray.tune.search import Searcher
 
 from udatune.config import TrialConfig
 from udatune.errors import ConfigError
-from udatune.tune.driver_state import HEARTBEAT_S, write_state
-from udatune.tune.results import DEFAULT_UDA, FAILURE, SUPERVISED, TRIALS_FILE, SweepResults
-from udatune.tune.sample import METRIC, MODE, make_searcher
+from udatune.tune import ray_compat, store
+from udatune.tune.driver_state import HEARTBEAT_S
+from udatune.tune.results import DEFAULT_UDA, FAILURE, SUPERVISED, SweepResults
+from udatune.tune.sample import METRIC, MODE, SpaceSampler, make_searcher
 from udatune.tune.space import SearchSpace
-from udatune.tune.storage import kind, read_bytes, write_bytes  # noqa: F401  (read_bytes: used by callers)
 from udatune.tune.trainable import DRIVER_RESOURCES, TrialResources, start_stop_board, stop_board, sweep_trial
 
 SCHEDULERS = ("asha", "fifo")
-SWEEP_FORMAT = 1  # of the sweep folder; `udatune resume` restores this format only
 
 
 @dataclass(frozen=True)
@@ -155,11 +151,17 @@ class SweepSearcher(PickledSearcher):
     CPUs, and the baselines, first in the queue, are the trials that get the first slots.
     """
 
-    def __init__(self, settings: SweepSettings, slots: int = 0) -> None:
+    def __init__(self, settings: SweepSettings, slots: int = 0, studies=None) -> None:
         super().__init__(metric=METRIC, mode=MODE)
         self.queue: list[dict] = baseline_configs(settings)
         self.queue += [{"method": m, "seed": s} for m, s in method_order(settings)]
-        self.searchers = {space.method: make_searcher(space, settings.seed) for space in settings.spaces}
+        # ``studies``: the Optuna storage that keeps each method's study (the sweep folder's
+        # journal, store.optuna_storage); None keeps them in memory.
+        storage = studies
+        self.defines = {space.method: SpaceSampler(space) for space in settings.spaces}
+        self.searchers = {
+            space.method: make_searcher(space, settings.seed, storage, self.defines[space.method]) for space in settings.spaces
+        }
         self.owner: dict[str, str] = {}  # trial id -> method (searched trials only)
         self.handed_out = 0
         self.slots = slots
@@ -172,9 +174,11 @@ class SweepSearcher(PickledSearcher):
         super().restore(checkpoint_path)
         # Which trials were live is the old driver's view; Tune restarts them without asking,
         # and a stale entry must never hold new trials back. A searcher saved by an udatune
-        # without pacing has no ``slots``: it goes on without.
+        # without pacing has no ``slots``, one from before the studies were kept no
+        # ``defines``: it goes on without.
         self.live = {}
         self.slots = getattr(self, "slots", 0)
+        self.defines = getattr(self, "defines", {})  # saved before the studies were kept: none
 
     def ready_for_another(self) -> bool:
         """Whether a new trial may be handed out now (see the class docstring)."""
@@ -187,6 +191,8 @@ class SweepSearcher(PickledSearcher):
             return None  # Tune asks again shortly
         slot = dict(self.queue[self.handed_out])
         if slot["method"] in self.searchers:
+            if slot["method"] in self.defines:
+                self.defines[slot["method"]].tune_trial_id = trial_id
             suggestion = self.searchers[slot["method"]].suggest(trial_id)
             if suggestion is None:
                 return None
@@ -244,7 +250,7 @@ def make_scheduler(settings: SweepSettings, board_name: str | None = None):
 
         def on_trial_complete(self, tune_controller, trial, result):
             if trial.config.get("method") in (SUPERVISED, DEFAULT_UDA) or (result or {}).get(FAILURE):
-                self._trial_info.pop(trial.trial_id, None)
+                ray_compat.forget_asha_trial(self, trial.trial_id)
                 return
             super().on_trial_complete(tune_controller, trial, result)
 
@@ -289,13 +295,19 @@ class ResultsCallback(Callback):
         self.listener = self.listener or (lambda results: None)
 
     def on_step_begin(self, iteration, trials, **info):
-        if self.checked_known:
-            return
-        self.checked_known = True
-        known = {trial.trial_id for trial in trials}
-        if set(self.results.rows) - known:
-            self.results.keep_only(known)
-            self.changed(tables=True)
+        if not self.checked_known:
+            self.checked_known = True
+            known = {trial.trial_id for trial in trials}
+            if set(self.results.rows) - known:
+                self.results.keep_only(known)
+                self.changed(tables=True)
+        # Trials Tune created but has not started yet: rows too (pending), so that a report
+        # of a running sweep shows what is queued.
+        new = [trial for trial in trials if trial.trial_id not in self.results.rows]
+        for trial in new:
+            self.results.add(trial.trial_id, trial.config)
+        if new:
+            self.changed()
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self.results.started(trial.trial_id, trial.config)
@@ -325,7 +337,7 @@ class ResultsCallback(Callback):
     def changed(self, tables: bool = False) -> None:
         self.listener(self.results)
         if self.path:
-            save_results(self.path, self.results, tables=tables)
+            store.write_rows(self.path, self.results, tables=tables)
 
 
 def error_reason(trial) -> str:
@@ -348,7 +360,7 @@ class DriverHeartbeat(Callback):
     def on_step_end(self, iteration, trials, **info):
         if time.time() - self.last >= HEARTBEAT_S:
             self.last = time.time()
-            write_state(self.path, "running")
+            store.write_state(self.path, "running")
 
 
 class KeepTrialLogs(Callback):
@@ -366,20 +378,27 @@ class KeepTrialLogs(Callback):
     def on_trial_start(self, iteration, trials, trial, **info):
         import pyarrow.fs
 
-        storage = trial.storage
+        where = ray_compat.trial_storage(trial)
+        if where is None:
+            return
+        filesystem, folder = where
         for name in self.FILES:
             local = Path(trial.local_path, name)
             if local.exists():
                 continue
             local.parent.mkdir(parents=True, exist_ok=True)
             with contextlib.suppress(FileNotFoundError):
-                pyarrow.fs.copy_files(f"{storage.trial_fs_path}/{name}", str(local), source_filesystem=storage.storage_filesystem)
+                pyarrow.fs.copy_files(f"{folder}/{name}", str(local), source_filesystem=filesystem)
 
 
 def sweep_callbacks(path: str, results: SweepResults, listener: Callable[[SweepResults], None] | None) -> list:
     """The driver's callbacks, the same for a new sweep and a resumed one (`ResultsCallback`
-    first: `fit_and_record` is handed it)."""
-    return [ResultsCallback(results, listener, path), DriverHeartbeat(path), KeepTrialLogs()]
+    first: `fit_and_record` is handed it). Tune's TensorBoard logger is asked for by name, so
+    ``tensorboard --logdir <sweep>`` shows every trial's curves whatever Tune adds by itself
+    (it comes after `KeepTrialLogs`, which must run before any logger)."""
+    from ray.tune.logger import TBXLoggerCallback
+
+    return [ResultsCallback(results, listener, path), DriverHeartbeat(path), KeepTrialLogs(), TBXLoggerCallback()]
 
 
 @dataclass
@@ -422,7 +441,7 @@ def run_sweep(
     tuner = tune.Tuner(
         make_trainable(settings, base_config),
         tune_config=tune.TuneConfig(
-            search_alg=SweepSearcher(settings, slots=0 if settings.max_concurrent else fits),
+            search_alg=SweepSearcher(settings, slots=0 if settings.max_concurrent else fits, studies=store.optuna_storage(settings.path)),
             scheduler=make_scheduler(settings, board_name(settings)),
             num_samples=settings.total_trials,
             max_concurrent_trials=max_concurrent,
@@ -469,7 +488,7 @@ def fit_and_record(tuner, settings: SweepSettings, results: SweepResults, callba
     """Run the (new or restored) experiment; mark the driver running, then finished or
     interrupted; write the results."""
     state = "interrupted"
-    write_state(settings.path, "running")
+    store.write_state(settings.path, "running")
     try:
         with sigterm_stops_tune():
             grid = tuner.fit()
@@ -483,10 +502,10 @@ def fit_and_record(tuner, settings: SweepSettings, results: SweepResults, callba
             # rows from the result grid instead.
             results = results_from_grid(grid, results.base, settings.max_steps)
             interrupted = len(grid) < settings.total_trials
-        write_results(settings, results)
+        store.write_rows(settings.path, results)
         state = "interrupted" if interrupted else "finished"
     finally:
-        write_state(settings.path, state)
+        store.write_state(settings.path, state)
     return SweepOutcome(settings.path, results, interrupted, time.time() - started)
 
 
@@ -546,54 +565,24 @@ def write_manifest(settings: SweepSettings, base: TrialConfig, fingerprint: str,
 
     import udatune
 
-    manifest = {
-        "format": SWEEP_FORMAT,
-        "udatune_version": udatune.__version__,
-        "git_revision": git_revision(),
-        "ray_version": ray.__version__,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "name": settings.name,
-        "path": settings.path,
-        "cluster": {"address": cluster.address, "cpus": cluster.cpus, "gpus": cluster.gpus},
-        "settings": {
+    manifest = store.Manifest(
+        format=store.FORMAT,
+        udatune_version=udatune.__version__,
+        git_revision=git_revision(),
+        ray_version=ray.__version__,
+        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        name=settings.name,
+        path=settings.path,
+        cluster={"address": cluster.address, "cpus": cluster.cpus, "gpus": cluster.gpus},
+        settings={
             **{k: v for k, v in asdict(settings).items() if k != "spaces"},
             "max_concurrent_resolved": max_concurrent,
             "spaces": [{"method": s.method, "searcher": s.searcher, "file": s.source, "space": asdict(s)} for s in settings.spaces],
         },
-        "base_config": base.override({"train.steps": settings.max_steps}).to_dict(),
-        "data_fingerprint": fingerprint,
-    }
-    write_bytes(f"{settings.path}/sweep.json", json.dumps(manifest, indent=2, default=str).encode())
-
-
-def write_results(settings: SweepSettings, results: SweepResults) -> None:
-    save_results(settings.path, results)
-
-
-def save_results(path: str, results: SweepResults, tables: bool = True) -> None:
-    """``trials.json`` (every row, for a resume), and with ``tables`` the ``results.csv`` /
-    ``results.parquet`` tables. Rows that ended are final, so their lines never change."""
-    write_bytes(f"{path}/{TRIALS_FILE}", json.dumps(results.to_state()).encode())
-    if not tables:
-        return
-    frame = results.frame()
-    write_bytes(f"{path}/results.csv", frame.to_csv(index=False).encode())
-    buffer = io.BytesIO()
-    frame.to_parquet(buffer, index=False)
-    write_bytes(f"{path}/results.parquet", buffer.getvalue())
-
-
-def load_results(path: str) -> SweepResults | None:
-    """The rows saved by `save_results`, or None when the sweep has none yet."""
-    uri = f"{path}/{TRIALS_FILE}"
-    if kind(uri) != "file":
-        return None
-    return SweepResults.from_state(json.loads(read_bytes(uri)))
-
-
-def exists(sweep_path: str) -> bool:
-    """Whether a sweep already lives at this path (its ``sweep.json`` is there)."""
-    return kind(f"{sweep_path}/sweep.json") != "missing"
+        base_config=base.override({"train.steps": settings.max_steps}).to_dict(),
+        data_fingerprint=fingerprint,
+    )
+    store.write_manifest(settings.path, manifest)
 
 
 def git_revision() -> str | None:
@@ -612,14 +601,6 @@ def git_revision() -> str | None:
         ["git", "status", "--porcelain", "--untracked-files=no"], cwd=Path(udatune.__file__).parent, capture_output=True, text=True, timeout=5
     )
     return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-
-
-def default_storage() -> str:
-    return str(Path("runs/sweeps").resolve())
-
-
-def absolute_storage(storage: str) -> str:
-    return storage if "://" in storage else str(Path(storage).expanduser().resolve())
 
 
 def default_name() -> str:

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from udatune.config import TrialConfig
+from udatune.tune import store
 
 # The trial function only waits on the Train controller: it reserves a little memory (which
 # every Ray node has) and no CPU, so all CPUs and GPUs go to Train workers. Reserving even
@@ -144,11 +145,11 @@ def sweep_trial(
 
     cfg = trial_config(base, config)
     trial_id = ray.tune.get_context().get_trial_id()
-    outcome_file = f"{train_storage}/{trial_id}/{OUTCOME_FILE}"
-    ended = read_outcome(outcome_file)
+    outcome_file = store.outcome_uri(train_storage, trial_id)
+    ended = store.read_outcome(outcome_file)
     if ended is not None:
-        if ended.get("metrics"):
-            ray.tune.report(ended["metrics"])
+        if ended.metrics:
+            ray.tune.report(ended.metrics)
         return
     trainer = trainer_class()(
         train_worker,
@@ -171,51 +172,11 @@ def sweep_trial(
 
 
 def trainer_class():
-    """`TorchTrainer`, minus the Ray Data actor it starts for every run even without datasets.
+    """`TorchTrainer`, without the Ray Data actor it would start for a run without datasets
+    (see ray_compat.lean_torch_trainer)."""
+    from udatune.tune.ray_compat import lean_torch_trainer
 
-    Each Ray Train run starts a ``DatasetManager`` actor for its ``datasets``; a trial passes
-    none (its data is built in the worker), so that actor is a process that imports Ray Data,
-    costs about 2 CPU-seconds per trial and then idles (bench/processes.py measured it). Ray
-    Train's callbacks are a private API, so the filter only drops what it recognises; if Ray
-    renames it, trials get Ray's full set of callbacks again.
-    """
-    from ray.train.torch import TorchTrainer
-
-    try:
-        from ray.train.v2._internal.callbacks.datasets import DatasetsCallback
-    except ImportError:
-        return TorchTrainer
-
-    class LeanTorchTrainer(TorchTrainer):
-        def _create_default_callbacks(self):
-            callbacks = super()._create_default_callbacks()
-            if getattr(self, "datasets", None):
-                return callbacks
-            return [c for c in callbacks if not isinstance(c, DatasetsCallback)]
-
-    return LeanTorchTrainer if hasattr(TorchTrainer, "_create_default_callbacks") else TorchTrainer
-
-
-OUTCOME_FILE = "outcome.json"
-
-
-def read_outcome(uri: str) -> dict | None:
-    """How the trial's Train run ended (`write_outcome`), or None while it has not."""
-    import json
-
-    from udatune.tune.storage import kind, read_bytes
-
-    if kind(uri) != "file":
-        return None
-    return json.loads(read_bytes(uri))
-
-
-def write_outcome(uri: str, outcome: str, metrics: dict) -> None:
-    import json
-
-    from udatune.tune.storage import write_bytes
-
-    write_bytes(uri, json.dumps({"outcome": outcome, "metrics": metrics}, default=str).encode())
+    return lean_torch_trainer()
 
 
 def failure_reason(err: Exception) -> str:
@@ -317,7 +278,7 @@ def train_worker(loop_config: dict) -> None:
             outcome = "failed"
             reporter.failed(failure_reason(err))
     if rank == 0 and loop_config.get("outcome_file"):
-        write_outcome(loop_config["outcome_file"], outcome, reporter.last_report)
+        store.write_outcome(loop_config["outcome_file"], store.Outcome(outcome, reporter.last_report))
 
 
 class TrainReporter:

@@ -1,0 +1,150 @@
+"""Every use of a private or internal Ray name, in one place.
+
+Ray's public API does not cover four things udatune needs. Each workaround below is used only
+on a Ray whose minor version it was checked against (`TESTED`), and each has a fall-back for
+any other Ray: the sweep then runs on the public API alone, a little slower or noisier, or —
+for resume, which has no public way at all — refuses with a clear message. Resume already
+refuses a sweep written by another Ray minor version (restore.check_compatible).
+
+tests/tune/test_ray_compat.py has one test per workaround that fails when the installed Ray no
+longer has the name it relies on, so a Ray upgrade shows up as a failing test, not as a sweep
+that silently behaves differently. Bump `TESTED` only once those tests pass on the new Ray.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+from typing import Iterator
+
+from udatune.errors import UdatuneError
+
+TESTED = ("2.60",)  # Ray minor versions the workarounds below were checked on
+
+# The private names, spelled once (the tests import them from here).
+RAY_CONSTANTS_MODULE = "ray._private.ray_constants"
+LOCAL_ONLY_FLAG = "ENABLE_RAY_CLUSTER"
+NODE_IP_ARGUMENT = "_node_ip_address"
+DATASETS_CALLBACK_MODULE = "ray.train.v2._internal.callbacks.datasets"
+DATASETS_CALLBACK = "DatasetsCallback"
+DEFAULT_CALLBACKS_METHOD = "_create_default_callbacks"
+LOCAL_TUNER_ATTR = "_local_tuner"
+ASHA_TRIALS_ATTR = "_trial_info"
+TRIAL_FS_PATH_ATTR = "trial_fs_path"
+STORAGE_FILESYSTEM_ATTR = "storage_filesystem"
+
+
+def tested() -> bool:
+    """Whether the installed Ray is one the workarounds were checked on."""
+    import ray
+
+    return ".".join(ray.__version__.split(".")[:2]) in TESTED
+
+
+# --- 1. a local Ray bound to 127.0.0.1 -------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def local_only_ray() -> Iterator[None]:
+    """While ``ray.init`` starts a private Ray: Ray's "no clusters" mode, which binds every
+    port to the loopback interface.
+
+    Ray reads the mode from ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER`` once, when ``ray`` is first
+    imported (into a private constant); cluster.py sets the variable first, but a process that
+    imported Ray before (a test, a notebook) needs the constant set too. Fall-back on another
+    Ray: the environment variable alone.
+    """
+    if not tested():
+        yield
+        return
+    constants = importlib.import_module(RAY_CONSTANTS_MODULE)
+    before = getattr(constants, LOCAL_ONLY_FLAG)
+    setattr(constants, LOCAL_ONLY_FLAG, False)
+    try:
+        yield
+    finally:
+        setattr(constants, LOCAL_ONLY_FLAG, before)
+
+
+def loopback_init_options() -> dict:
+    """``ray.init`` options that put a private Ray's node on 127.0.0.1: its underscore
+    (semi-private) node address argument. Fall-back on another Ray: none (Ray picks the
+    address; the no-clusters mode above still binds to the loopback interface)."""
+    return {NODE_IP_ARGUMENT: "127.0.0.1"} if tested() else {}
+
+
+# --- 2. no Ray Data actor for a Train run without datasets ----------------------------------------
+
+
+def lean_torch_trainer():
+    """`TorchTrainer`, minus the Ray Data actor it starts for every run even without datasets.
+
+    Each Ray Train run starts a ``DatasetManager`` actor for its ``datasets``; a trial passes
+    none (its data is built in the worker), so that actor is a process that imports Ray Data,
+    costs about 2 CPU-seconds per trial and then idles (bench/processes.py measured it). Ray
+    Train's default callbacks are private; the subclass drops only the datasets callback.
+    Fall-back on another Ray, or when the names are gone: Ray's `TorchTrainer` as it is.
+    """
+    from ray.train.torch import TorchTrainer
+
+    if not tested() or not hasattr(TorchTrainer, DEFAULT_CALLBACKS_METHOD):
+        return TorchTrainer
+    try:
+        datasets_callback = getattr(importlib.import_module(DATASETS_CALLBACK_MODULE), DATASETS_CALLBACK)
+    except (ImportError, AttributeError):
+        return TorchTrainer
+
+    def create_default_callbacks(self):
+        callbacks = getattr(super(LeanTorchTrainer, self), DEFAULT_CALLBACKS_METHOD)()
+        if getattr(self, "datasets", None):
+            return callbacks
+        return [c for c in callbacks if not isinstance(c, datasets_callback)]
+
+    LeanTorchTrainer = type("LeanTorchTrainer", (TorchTrainer,), {DEFAULT_CALLBACKS_METHOD: create_default_callbacks})
+    return LeanTorchTrainer
+
+
+# --- 3. this driver's callbacks on a restored experiment --------------------------------------------
+
+
+def replace_restored_callbacks(tuner, callbacks: list) -> None:
+    """Give a restored experiment this driver's callbacks.
+
+    ``Tuner.restore`` takes no `RunConfig`: it unpickles the one saved when the sweep started,
+    whose callbacks hold that driver's (empty) rows and no display. Replace them with ours, which
+    hold the rows saved so far and this terminal's live table. Under Ray Client (ray://) there is
+    no local tuner; it keeps the saved callbacks and the rows come from the result grid.
+    Fall-back on another Ray: none exists in the public API, so refuse rather than let the old
+    callbacks overwrite the saved rows.
+    """
+    if not tested():
+        import ray
+
+        raise UdatuneError(f"Resuming a sweep needs Ray {' or '.join(TESTED)} (installed: {ray.__version__}).")
+    local = getattr(tuner, LOCAL_TUNER_ATTR, None)
+    if local is not None:
+        local.get_run_config().callbacks = callbacks
+
+
+# --- 4. ASHA forgets a trial it does not rank -------------------------------------------------------
+
+
+def forget_asha_trial(scheduler, trial_id: str) -> None:
+    """Drop a trial from ASHA's bookkeeping (a baseline or failed trial, which never entered a
+    rung). Fall-back on another Ray: keep it — one small dict entry per such trial."""
+    if tested():
+        getattr(scheduler, ASHA_TRIALS_ATTR, {}).pop(trial_id, None)
+
+
+# --- 5. where a trial's logs live in storage -------------------------------------------------------
+
+
+def trial_storage(trial) -> tuple[object, str] | None:
+    """``(pyarrow filesystem, folder)`` of the trial's files in the sweep's storage, or None
+    where this Ray does not say (then a resumed trial starts its Tune logs afresh)."""
+    if not tested():
+        return None
+    storage = getattr(trial, "storage", None)
+    folder = getattr(storage, TRIAL_FS_PATH_ATTR, None)
+    filesystem = getattr(storage, STORAGE_FILESYSTEM_ATTR, None)
+    return None if folder is None or filesystem is None else (filesystem, folder)
