@@ -18,6 +18,7 @@ from udatune.reports.predictions import Predictions, sample_predictions
 from udatune.reports.report import Report, duration, knobs, policy_text
 from udatune.reports.stats import Interval, best_so_far, compute_seconds
 from udatune.tune.results import BASELINES, SUPERVISED
+from udatune.tune.store import read_studies
 
 SECTIONS = {  # id -> heading, in page order
     "methods": "Methods",
@@ -220,8 +221,10 @@ def importance_section(report: Report, importances: list[Importance]) -> str:
     if not parts:
         parts.append(note("No searched method in this sweep."))
     return section("importance", '<div class="charts">', *parts, "</div>", note(
-        "Optuna's PED-ANOVA evaluator over each searched method's trials: λ, τ, T, TSA and the policy — RandAugment's "
-        "N and M; for AutoAugment, per op, how often the policy applies it per image. With few trials these are rough."))
+        "Optuna's PED-ANOVA evaluator over each searched method's trials, against their paired gain: the parameters of "
+        "the method's Optuna study kept in the sweep folder (<code>optuna-dashboard optuna.journal</code> shows it); for "
+        "a sweep without one, λ, τ, T, TSA and the policy — RandAugment's N and M; for AutoAugment, per op, how often the "
+        "policy applies it per image. With few trials these are rough."))
 
 
 def predictions_section(predictions: Predictions) -> str:
@@ -251,13 +254,13 @@ def trials_section(report: Report) -> str:
 def render_html(report: Report, importances: list[Importance], predictions: Predictions) -> str:
     sweep = report.sweep
     counts = ", ".join(f"{n} {status}" for status, n in sorted(report.counts.items()))
-    created = sweep.manifest.get("created", "")
+    created = sweep.manifest.created
     header = (
         f"<h1>udatune report: {escape(sweep.name)}</h1>"
         f'<p class="note">{len(sweep.trials)} trials ({escape(counts)}) · {escape(sweep.model_line)} · {sweep.max_steps} steps each · '
         f"seeds {escape(','.join(map(str, sweep.settings.get('seeds', []))))} · created {escape(created)} · "
-        f"rows from {escape(sweep.source)}<br>folder {escape(sweep.path)} · udatune {escape(str(sweep.manifest.get('udatune_version', '?')))} "
-        f"· revision {escape(str(sweep.manifest.get('git_revision') or '—'))} · report made "
+        f"rows from {escape(sweep.source)}<br>folder {escape(sweep.path)} · udatune {escape(sweep.manifest.udatune_version)} "
+        f"· revision {escape(sweep.manifest.git_revision or '—')} · report made "
         f"{dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')}</p>"
     )
     body = [
@@ -282,7 +285,8 @@ def render_html(report: Report, importances: list[Importance], predictions: Pred
 def build_html(report: Report, predictions: int = 4) -> str:
     """Everything, including the slow parts: importances and sample predictions."""
     searched = [m for m in report.order if m not in BASELINES]
-    importances = [param_importances(report.sweep.trials, m) for m in searched]
+    studies = read_studies(report.sweep.path)
+    importances = [param_importances(report.sweep.trials, m, studies.get(m)) for m in searched]
     preds = Predictions([], [], "turned off (--predictions 0)")
     best = report.best_uda()
     baseline = report.baseline_for(best) if best else None

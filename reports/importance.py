@@ -1,14 +1,20 @@
 """Which knobs mattered: Optuna's parameter importance over a method's trials.
 
-The trials of one searched method become an in-memory Optuna study (`optuna.trial.create_trial`
-with the values the trials ran with), and `optuna.importance.get_param_importances` ranks the
-parameters. The evaluator is PED-ANOVA: it needs nothing beyond Optuna (fANOVA and
-mean-decrease-impurity need scikit-learn) and copes with small studies.
+A sweep keeps each searched method's real Optuna study in its folder (store.optuna_journal);
+its trials carry the parameters Optuna sampled and the Tune trial they became. Importance is
+computed from them against each trial's paired gain (the value the study holds is val mIoU,
+which mixes in the seed's baseline). A sweep without a study — from an udatune before the
+studies were kept, or on an object store — gets a study rebuilt from its rows instead, with
+these features:
 
 The knobs are λ, τ, T and the TSA schedule, plus features of the policy: for RandAugment its N
 and M; for AutoAugment, per op, how often the policy applies it per image (the sum of its
 probabilities over the sub-policies, divided by their number) — "the ops" as one number each,
 comparable across policies whatever slot an op was sampled into.
+
+`optuna.importance.get_param_importances` ranks the parameters with PED-ANOVA: it needs
+nothing beyond Optuna (fANOVA and mean-decrease-impurity need scikit-learn) and copes with
+small studies.
 """
 
 from __future__ import annotations
@@ -110,19 +116,41 @@ def study_from_trials(trials: pd.DataFrame, objective: str):
     return study
 
 
-def param_importances(trials: pd.DataFrame, method: str) -> Importance:
-    """PED-ANOVA importances over the method's trials with a score."""
+def study_from_sweep(study, trials: pd.DataFrame, objective: str):
+    """The sweep's own study, its completed trials scored by ``objective`` (the paired gain)
+    instead of the val mIoU it holds; trials without a score are left out."""
+    import optuna
+
+    from udatune.tune.sample import TUNE_TRIAL_ID
+
+    scores = dict(zip(trials["trial_id"], trials[objective]))
+    scored = optuna.create_study(direction="maximize")
+    for trial in study.get_trials(deepcopy=False):
+        score = scores.get(trial.user_attrs.get(TUNE_TRIAL_ID))
+        if trial.params and score is not None and math.isfinite(score):
+            scored.add_trial(optuna.trial.create_trial(params=trial.params, distributions=trial.distributions, value=float(score)))
+    return scored
+
+
+def param_importances(trials: pd.DataFrame, method: str, study=None) -> Importance:
+    """PED-ANOVA importances over the method's trials with a score: from the sweep's own
+    Optuna ``study`` of the method when there is one, else from a study rebuilt from the rows."""
     import optuna
 
     objective = score_column(trials)
     group = trials[(trials["method"] == method)].dropna(subset=[objective])
     group = group[group[objective].map(math.isfinite)]
-    if len(group) < MIN_TRIALS:
+    if study is not None:
+        study = study_from_sweep(study, group, objective)
+        if len(study.trials) < MIN_TRIALS:
+            return Importance(method, {}, len(study.trials), objective, f"needs at least {MIN_TRIALS} trials with a score, has {len(study.trials)}")
+    elif len(group) < MIN_TRIALS:
         return Importance(method, {}, len(group), objective, f"needs at least {MIN_TRIALS} trials with a score, has {len(group)}")
-    study = study_from_trials(group, objective)
+    else:
+        study = study_from_trials(group, objective)
     if not study.trials[0].distributions:
         return Importance(method, {}, len(group), objective, "no parameter varied across its trials")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # PED-ANOVA is marked experimental
         values = optuna.importance.get_param_importances(study, evaluator=optuna.importance.PedAnovaImportanceEvaluator())
-    return Importance(method, dict(values), len(group), objective)
+    return Importance(method, dict(values), len(study.trials), objective)

@@ -6,6 +6,7 @@ import math
 import re
 import socket
 
+import optuna
 import pandas as pd
 import pytest
 
@@ -113,3 +114,17 @@ def test_a_tiny_sweep_on_a_local_ray(tmp_path, capsys):
     # every trial's Ray Train run kept its checkpoint
     kept = {p.parent.parent.name for p in (sweep / "train").glob("*/checkpoint_*/trial.pt")}
     assert kept == set(frame["trial_id"])
+
+    # Each searched method's real Optuna study, in the sweep folder, as optuna-dashboard opens it:
+    # one trial per searched trial, each naming its Tune trial.
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    journal = JournalStorage(JournalFileBackend(str(sweep / "optuna.journal")))
+    for method in ("autoaugment", "randaugment"):
+        study = optuna.load_study(study_name=method, storage=journal)
+        assert [t.user_attrs["tune_trial_id"] for t in study.trials] == list(frame[frame["method"] == method]["trial_id"])
+        assert study.trials[0].state == optuna.trial.TrialState.COMPLETE
+    # TensorBoard: every trial's curves under the sweep folder
+    logged = {p.parent.name.rsplit("-", 1)[1] for p in sweep.glob("*/events.out.tfevents.*")}
+    assert logged == set(frame["trial_id"])

@@ -52,3 +52,42 @@ def test_the_knob_that_drives_the_gain_ranks_first():
 def test_too_few_trials_give_a_reason_instead_of_numbers():
     importance = param_importances(trials(2), "autoaugment")
     assert importance.values == {} and "at least 3" in importance.reason
+
+
+def test_importance_comes_from_the_sweeps_own_study_scored_by_gain(tmp_path):
+    """A real study in a sweep folder's journal: trials carry their Tune trial id; the gain in
+    the rows (not the val mIoU the study holds) is what importance is computed against."""
+    import optuna
+
+    from udatune.tune import store
+    from udatune.tune.sample import TUNE_TRIAL_ID
+
+    frame = trials(30)
+    storage = store.optuna_storage(str(tmp_path))
+    study = optuna.create_study(study_name="autoaugment", storage=storage, direction="maximize")
+    for row in frame.itertuples():
+        trial = study.ask()
+        trial.suggest_float("lambda_u", 0.1, 10, log=True)  # overwritten below with the row's value
+        trial.set_user_attr(TUNE_TRIAL_ID, row.trial_id)
+        study.tell(trial, 0.5)  # val mIoU: the same for every trial
+    for row, trial in zip(frame.itertuples(), study.trials):
+        assert trial.user_attrs[TUNE_TRIAL_ID] == row.trial_id
+    frame["lambda_u"] = [t.params["lambda_u"] for t in study.trials]  # the gain follows the sampled λ
+    frame["gain"] = [-abs(math.log(lam)) for lam in frame["lambda_u"]]
+    rng = np.random.default_rng(1)
+    noise = optuna.create_study(study_name="noise", storage=storage, direction="maximize")
+    for row in frame.itertuples():
+        trial = noise.ask()
+        trial.suggest_float("lambda_u", 0.1, 10, log=True)
+        trial.suggest_float("tau", 0.5, 0.95)
+        trial.set_user_attr(TUNE_TRIAL_ID, row.trial_id)
+        noise.tell(trial, float(rng.uniform()))
+
+    studies = store.read_studies(str(tmp_path))
+    assert set(studies) == {"autoaugment", "noise"} and len(studies["autoaugment"].trials) == 30
+    importance = param_importances(frame, "autoaugment", studies["autoaugment"])
+    assert importance.trials == 30 and list(importance.values) == ["lambda_u"]
+    frame.loc[:26, "gain"] = float("nan")  # three trials scored: just enough
+    assert param_importances(frame, "autoaugment", studies["autoaugment"]).trials == 3
+    frame.loc[27, "gain"] = float("nan")
+    assert "at least 3" in param_importances(frame, "autoaugment", studies["autoaugment"]).reason
