@@ -129,7 +129,7 @@ def confirm(
                 outcome = confirming.run_confirm(sweep, candidates, settings, cluster, listener=view.update)
     result = build_report(_load(name, storage))
     if result.confirmed:
-        console.print(confirmed_table(result))
+        console.print(confirmed_table(result, console))
     console.print(f"results: {outcome.path}/results.csv  ({outcome.seconds:.0f} s); the report shows them: udatune report {sweep.name}")
     if outcome.interrupted:
         from udatune.errors import RunInterrupted

@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich import box
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -213,7 +212,7 @@ class SweepView:
         self.console = console
         self.cluster = None
         self.started = time.time()
-        self.table: Table = Table()
+        self.table: RenderableType = Table()
         self.counts: dict[str, int] = {}
         self.steps = 0
         self._live = None
@@ -228,7 +227,7 @@ class SweepView:
     def update(self, results) -> None:
         # Called by the Tune callback in the driver's main thread; the Live thread only reads
         # the finished table.
-        self.table = trial_table(results)
+        self.table = trial_table(results, self.console)
         self.counts = results.counts()
         self.steps = results.steps_done()
 
@@ -247,13 +246,13 @@ class SweepView:
         return Group(self.table, line)
 
     def final(self, console: Console, outcome) -> None:
-        console.print(trial_table(outcome.results))
+        console.print(trial_table(outcome.results, console))
         for row in outcome.results.ordered():
             if row.status in ("failed", "error"):
                 why = row.reason or "see the Ray log"
                 where = f" ({row.error_file})" if row.error_file else ""
                 console.print(f"[red]trial {row.index} ({row.method}) {row.status}[/]: {why}{where}", soft_wrap=True)
-        console.print(ranking_table(outcome.results, self.settings))
+        console.print(ranking_table(outcome.results, console))
         console.print(f"results: {outcome.path}/results.csv  ({outcome.seconds:.0f} s)")
 
 
@@ -270,35 +269,37 @@ def _gain(value: float | None) -> Text:
 STATUS_STYLE = {"running": "cyan", "done": "green", "stopped": "yellow", "failed": "red", "error": "red", "pending": "dim"}
 
 
-def trial_table(results) -> Table:
-    table = Table(title="trials", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for column in ("#", "method", "seed", "policy", "λ / τ / T", "step", "mIoU", "gain", "status"):
-        numeric = column not in ("method", "policy", "status", "λ / τ / T")
-        table.add_column(column, justify="right" if numeric else "left", no_wrap=True, overflow="ellipsis",
-                         min_width=len(column))
+def trial_table(results, console: Console):
+    """One row per trial; at any width every number is whole (see reports/tables.py)."""
+    from udatune.reports.tables import Column, fitted_table
+
+    columns = [Column("#", whole=True, justify="right"), Column("method", whole=True), Column("seed", whole=True, justify="right", drop=2),
+               Column("policy", drop=3), Column("λ / τ / T", whole=True, drop=1), Column("step", whole=True, justify="right"),
+               Column("mIoU", whole=True, justify="right"), Column("gain", whole=True, justify="right"), Column("status")]
+    rows = []
     for row in results.ordered():
-        table.add_row(
+        rows.append([
             str(row.index), row.method, str(row.seed), "—" if not row.policy else policy_summary(row.policy, 24),
             "—" if math.isnan(row.lambda_u) else f"{row.lambda_u:.2g}/{row.tau:.2f}/{row.temperature:.2f}",
             str(row.step), _num(row.val_miou), _gain(results.gain(row)),
             Text(row.status, style=STATUS_STYLE.get(row.status, "")),
-        )
-    return table
+        ])
+    return fitted_table("trials", columns, rows, console)
 
 
-def ranking_table(results, settings) -> Table:
+def ranking_table(results, console: Console):
     """The methods ranked by their gain as the report defines it (`stats.method_gain`): per
     seed the method's best trial minus supervised, mean and 95% interval across seeds."""
     from udatune.reports.stats import best_row, ranked_methods, score_column
+    from udatune.reports.tables import Column, fitted_table
 
     frame = results.frame()
-    table = Table(title="methods ranked by gain over supervised (paired: same seed, same step; mean over seeds)",
-                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for column in ("rank", "method", "trials", "gain [95% CI]", "best mIoU", "best policy"):
-        table.add_column(column, no_wrap=True, overflow="ellipsis", min_width=len(column))
+    columns = [Column("rank", whole=True), Column("method", whole=True), Column("trials", whole=True, drop=2),
+               Column("gain [95% CI]", whole=True), Column("best mIoU", whole=True, drop=3), Column("best policy", drop=1)]
+    rows = []
     for rank, (method, gain) in enumerate(ranked_methods(frame), start=1):
         group = frame[frame["method"] == method]
         best = best_row(group, score_column(frame)) or {}
-        table.add_row(str(rank), method, str(len(group)), Text(gain.describe(), style="green" if gain.excludes_zero and gain.mean > 0 else ""),
-                      _num(best.get("val_miou", math.nan)), str(best.get("policy_summary", ""))[:24])
-    return table
+        rows.append([str(rank), method, str(len(group)), Text(gain.describe(), style="green" if gain.excludes_zero and gain.mean > 0 else ""),
+                     _num(best.get("val_miou", math.nan)), str(best.get("policy_summary", ""))])
+    return fitted_table("methods ranked by gain over supervised (paired: same seed, same step; mean over seeds)", columns, rows, console)

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import math
 
-from rich import box
 from rich.console import Console, Group
-from rich.table import Table
 from rich.text import Text
 
 from udatune.reports.report import Report, duration, knobs, policy_text
 from udatune.reports.stats import ConfirmedGain, Interval
+from udatune.reports.tables import Column, fitted_table
 
 
 def _num(value, digits: int = 3) -> str:
@@ -32,60 +31,58 @@ def verdict(confirmed: ConfirmedGain | None) -> Text:
     return Text(f"{mark} {confirmed.gain.describe()}", style="green" if confirmed.confirmed else "yellow")
 
 
-def methods_table(report: Report) -> Table:
-    table = Table(title="methods (validation split; gain = paired with supervised at the same seed and step)",
-                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    headers = ("method", "search", "trials", f"compute ({report.unit})", "best mIoU", "median mIoU",
-               "gain [95% CI over seeds]", "confirmed (fresh seeds)")
-    for header in headers:
-        table.add_column(header, no_wrap=header == "method", justify="right" if header in ("trials", "best mIoU", "median mIoU") else "left")
+def methods_table(report: Report, console: Console):
+    title = "methods (validation split; gain = paired with supervised at the same seed and step)"
+    columns = [Column("method", whole=True), Column("search", drop=3), Column("trials", whole=True, justify="right", drop=5),
+               Column(f"compute ({report.unit})", whole=True, drop=2), Column("best mIoU", whole=True, justify="right"),
+               Column("median mIoU", whole=True, justify="right", drop=1), Column("gain [95% CI over seeds]", whole=True),
+               Column("confirmed (fresh seeds)", whole=True, drop=4)]
+    rows = []
     for m in report.methods:
         gain = Text("baseline", style="dim") if m.method == "supervised" else gain_text(m.gain)
         confirmed = Text("baseline", style="dim") if m.method == "supervised" else verdict(report.confirmed_for(m.method))
-        table.add_row(m.method, m.searcher, f"{m.trials}", duration(m.compute_seconds), _num(m.best_miou),
-                      _num(m.median_miou), gain, confirmed)
-    return table
+        rows.append([m.method, m.searcher, f"{m.trials}", duration(m.compute_seconds), _num(m.best_miou), _num(m.median_miou), gain, confirmed])
+    return fitted_table(title, columns, rows, console)
 
 
-def best_table(report: Report) -> Table:
-    table = Table(title="best configuration per method", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for header in ("method", "trial", "seed", "policy", "λ / τ / T", "TSA", "val mIoU", "gain"):
-        table.add_column(header, no_wrap=header != "policy", overflow="fold")
+def best_table(report: Report, console: Console):
+    columns = [Column("method", whole=True), Column("trial", whole=True, drop=2), Column("seed", whole=True, drop=1), Column("policy", drop=5),
+               Column("λ / τ / T", whole=True, drop=3), Column("TSA", drop=4), Column("val mIoU", whole=True), Column("gain", whole=True)]
+    rows = []
     for m in report.methods:
         row = m.best
         if row is None:
-            table.add_row(m.method, "—", "", "", "", "", "", "")
+            rows.append([m.method, "—", "", "", "", "", "", ""])
             continue
-        table.add_row(m.method, str(row["trial_id"]), str(row["seed"]), policy_text(row), knobs(row),
-                      "—" if m.method == "supervised" else str(row.get("tsa", "")), _num(row["val_miou"]),
-                      "" if m.method == "supervised" else (f"{row['gain']:+.3f}" if math.isfinite(float(row["gain"])) else "…"))
-    return table
+        rows.append([m.method, str(row["trial_id"]), str(row["seed"]), policy_text(row), knobs(row),
+                     "—" if m.method == "supervised" else str(row.get("tsa", "")), _num(row["val_miou"]),
+                     "" if m.method == "supervised" else (f"{row['gain']:+.3f}" if math.isfinite(float(row["gain"])) else "…")])
+    return fitted_table("best configuration per method", columns, rows, console)
 
 
-def confirmed_table(report: Report) -> Table:
+def confirmed_table(report: Report, console: Console | None = None):
+    console = console or Console()
     split = report.confirmed[0].split if report.confirmed else "test"
-    table = Table(title=f"confirmed: top configurations re-run with fresh seeds, scored on the {split} split",
-                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for header in ("#", "method", "from trial", "policy", "λ / τ / T", "seeds", f"{split} mIoU", "gain [95% CI]", ""):
-        table.add_column(header, no_wrap=header in ("#", "method"), overflow="fold")
-    for c in report.confirmed:
-        table.add_row(c.candidate, c.method, c.source_trial, policy_text(c.row), knobs(c.row), str(c.gain.n),
-                      _num(c.score.mean), gain_text(c.gain), Text("confirmed" if c.confirmed else "not confirmed",
-                                                                style="green" if c.confirmed else "yellow"))
-    return table
+    columns = [Column("#", whole=True), Column("method", whole=True), Column("from trial", whole=True, drop=2), Column("policy", drop=4),
+               Column("λ / τ / T", whole=True, drop=1), Column("seeds", whole=True, drop=3), Column(f"{split} mIoU", whole=True, drop=6),
+               Column("gain [95% CI]", whole=True), Column("verdict", whole=True, drop=5)]
+    rows = [[c.candidate, c.method, c.source_trial, policy_text(c.row), knobs(c.row), str(c.gain.n), _num(c.score.mean),
+             gain_text(c.gain), Text("confirmed" if c.confirmed else "not confirmed", style="green" if c.confirmed else "yellow")]
+            for c in report.confirmed]
+    return fitted_table(f"confirmed: top configurations re-run with fresh seeds, scored on the {split} split", columns, rows, console)
 
 
-def render(report: Report) -> Group:
+def render(report: Report, console: Console) -> Group:
     sweep = report.sweep
     counts = ", ".join(f"{n} {status}" for status, n in sorted(report.counts.items()))
     parts = [
         Text.assemble(("udatune report ", "bold"), (sweep.name, "bold cyan"), f"  {len(sweep.trials)} trials ({counts})"),
         Text(f"{sweep.model_line}; rows from {sweep.source}; folder {sweep.path}", style="dim"),
-        methods_table(report),
-        best_table(report),
+        methods_table(report, console),
+        best_table(report, console),
     ]
     if report.confirmed:
-        parts.append(confirmed_table(report))
+        parts.append(confirmed_table(report, console))
     notes = [
         "gain: per seed the method's best trial minus supervised at that seed; mean and Student-t 95% interval across seeds.",
         f"compute: the workers' busy time (training, evaluation, checkpoints) × reserved {report.unit}s.",
@@ -97,4 +94,5 @@ def render(report: Report) -> Group:
 
 
 def print_report(report: Report, console: Console | None = None) -> None:
-    (console or Console()).print(render(report))
+    console = console or Console()
+    console.print(render(report, console))

@@ -1,0 +1,57 @@
+"""Terminal tables on a narrow console that is not a terminal (a pipe, a log file): every
+number whole — no "0.3…" — with text wrapped and the least useful columns left out, named."""
+
+import io
+import re
+
+import pytest
+from rich.console import Console
+
+from udatune.reports.load import load_sweep
+from udatune.reports.report import build_report
+from udatune.reports.terminal import print_report
+
+# a number cut short: "0.3…", "+0.…", "12…" (not a policy summary's "Color.4…", which is text)
+CUT = re.compile(r"(?<![\w@.])[+\-]?\d+\.?\d{0,2}…")
+
+
+def narrow(width: int) -> Console:
+    return Console(file=io.StringIO(), width=width, force_terminal=False, color_system=None)
+
+
+@pytest.mark.parametrize("width", [80, 60])
+def test_the_report_at_narrow_widths_keeps_every_number_whole(sweep_writer, width):
+    path = sweep_writer.finished()
+    sweep_writer.confirmation(path)
+    console = narrow(width)
+    print_report(build_report(load_sweep(str(path))), console)
+    text = console.file.getvalue()
+    assert not CUT.search(text), text
+    assert max(len(line) for line in text.splitlines()) <= width
+    for number in ("+0.030 [+0.005, +0.055]", "+0.047 [+0.009, +0.085]", "+0.050 (n/a, 1 seed)", "0.600", "+0.060",
+                   "+0.040 [+0.015, +0.065]", "+0.003 [-0.035, +0.041]"):
+        assert number in text
+    assert f"left out at {width} columns" in text  # the table said what it dropped
+
+
+def test_a_wide_console_shows_every_column(sweep_writer):
+    console = narrow(200)
+    print_report(build_report(load_sweep(str(sweep_writer.finished()))), console)
+    text = console.file.getvalue()
+    assert "median mIoU" in text and "compute (CPU)" in text and "left out" not in text
+
+
+def test_the_search_tables_keep_numbers_whole_at_80_columns(sweep_writer):
+    from udatune.cli.search_command import ranking_table, trial_table
+    from udatune.tune import store
+
+    results = store.read_results(str(sweep_writer.finished()))
+    console = narrow(80)
+    console.print(trial_table(results, console))
+    console.print(ranking_table(results, console))
+    text = console.file.getvalue()
+    assert not CUT.search(text), text
+    assert "+0.060" in text and "0.600" in text and "+0.047 [+0.009, +0.085]" in text
+    for row in results.ordered():  # every trial's score, whole
+        assert f"{row.val_miou:.3f}" in text or row.status == "error"
+    assert max(len(line) for line in text.splitlines()) <= 80
