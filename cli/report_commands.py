@@ -81,14 +81,16 @@ def confirm(
     num_cpus: Optional[int] = typer.Option(None, help="CPUs of the local Ray (default: all cores)."),
 ) -> None:
     """Re-run the top configurations and the baseline with fresh seeds; score them on the test split."""
-    from udatune.cli.search_command import SweepView
+    from udatune.cli.search_command import run_with_view
     from udatune.config import TrialConfig
     from udatune.data.registry import build_data
     from udatune.errors import ConfigError
     from udatune.reports import confirm as confirming
     from udatune.reports.report import build_report
     from udatune.reports.terminal import confirmed_table
-    from udatune.tune.cluster import check_reachable, ray_cluster, redirect_output, resolve_address
+    from udatune.tune import store
+    from udatune.tune import sweep as sweeps
+    from udatune.tune.cluster import check_reachable, resolve_address
     from udatune.tune.trainable import TrialResources
 
     try:
@@ -118,30 +120,20 @@ def confirm(
                   f"{','.join(map(str, seed_list))} = {(len(candidates) + 1) * len(seed_list)} trials, {sweep.max_steps} steps each, test split at the end")
     for c in candidates:
         console.print(f"  {c.name}: {c.method} trial {c.source_trial} (score {c.score:+.4f})")
-    log_file = Path(confirming.confirm_path(sweep)) / "ray.log" if "://" not in sweep.path else Path("runs/logs") / f"{sweep.name}.confirm.ray.log"
-    console.print(f"Ray's output: {log_file}")
-    progress = _Progress(total_trials=(len(candidates) + 1) * len(seed_list), max_steps=sweep.max_steps)
-    with redirect_output(log_file) as display:
-        view = SweepView(progress, Console(file=display))
-        with ray_cluster(address, num_cpus=num_cpus) as cluster:
-            view.cluster = cluster
-            with view.live():
-                outcome = confirming.run_confirm(sweep, candidates, settings, cluster, listener=view.update)
+    sweep_settings = confirming.confirmation_sweep(sweep, candidates, settings)
+    base = TrialConfig.from_dict(sweep.base_config, source=f"{sweep.path}/sweep.json")
+
+    def run(cluster, listener):
+        store.write_confirm_manifest(sweep.path, confirming.confirm_manifest(sweep, candidates, settings))
+        return sweeps.run_sweep(sweep_settings, base, data.fingerprint(), cluster, listener=listener)
+
+    # The same driver as a search: live table, heartbeat, Ctrl-C, and `udatune resume` of
+    # <sweep>/confirm when interrupted (the hint says so).
+    run_with_view(console, sweep_settings, sweep.path, address, num_cpus, run)
     result = build_report(_load(name, storage))
     if result.confirmed:
         console.print(confirmed_table(result, console))
-    console.print(f"results: {outcome.path}/results.csv  ({outcome.seconds:.0f} s); the report shows them: udatune report {sweep.name}")
-    if outcome.interrupted:
-        from udatune.errors import RunInterrupted
-
-        raise RunInterrupted("some re-runs did not finish; the report uses those that did. Run the same `udatune confirm` with --force to redo them.")
-
-
-class _Progress:
-    """What the live sweep view needs to know about the run."""
-
-    def __init__(self, total_trials: int, max_steps: int) -> None:
-        self.total_trials, self.max_steps = total_trials, max_steps
+    console.print(f"the report shows them: udatune report {sweep.name}")
 
 
 @app.command("export-policy")

@@ -28,6 +28,9 @@ DEFAULT_SPACES = ["autoaugment", "randaugment"]
 # The default sweep (`udatune search` with no options, `make demo`): small frames and enough
 # steps per trial that UDA shows its gain and Ray's per-trial start-up stays a small share.
 SWEEP_DEFAULTS = {
+    # The step budget of every trial (the default sweep's; a --config file's train.steps, or
+    # --set train.steps=N, or --max-steps, replace it).
+    "train.steps": 1000,
     "train.eval_every": 100,
     # Divides eval_every: evaluation time is measured apart from steps. A trial also checks at
     # every log record whether the scheduler has stopped it, so a pruned trial frees its slot
@@ -43,7 +46,7 @@ def search(
     space: list[str] = typer.Option([], "--space", help="Search space: a built-in name (autoaugment, randaugment, trivialaugment) or a YAML file; repeat to compare methods in one sweep. Default: autoaugment + randaugment."),
     trials: int = typer.Option(4, help="Searched trials in total, shared round-robin by the spaces (baselines come on top)."),
     seeds: str = typer.Option("0", help="Training seeds, comma-separated; each gets its own supervised and default-UDA baseline."),
-    max_steps: int = typer.Option(1000, help="Step budget of every trial (baselines included)."),
+    max_steps: Optional[int] = typer.Option(None, help="Step budget of every trial (baselines included); default: the config's train.steps (1000 in the default sweep)."),
     max_concurrent: int = typer.Option(0, help="Trials at once; 0 = as many as the cluster's CPUs/GPUs fit, plus one queued whose start-up overlaps them."),
     scheduler: str = typer.Option("asha", help="asha (prunes searched trials; baselines always finish) or fifo."),
     grace_period: int = typer.Option(0, help="ASHA: steps before a trial can be stopped (0 = max-steps / 2)."),
@@ -102,6 +105,10 @@ def search(
     }
     cfg = cfg.override({k: v for k, v in options.items() if v is not None}, source="options")
     cfg = cfg.override(parse_sets(set_), source="--set")
+    if max_steps is not None:  # one step budget: the config's, unless the option says otherwise
+        if max_steps <= 0:
+            raise ConfigError(f"Invalid sweep setting: --max-steps must be > 0, got {max_steps}.")
+        cfg = cfg.override({"train.steps": max_steps}, source="--max-steps")
     if not config and cfg.data.dataset == "synthetic" and image_size is None and "data.image_size" not in parse_sets(set_):
         cfg = cfg.override({"data.image_size": SYNTHETIC_SIZE}, source="sweep defaults")
     parse_policy(cfg.uda.policy)
@@ -120,7 +127,7 @@ def search(
     name = name or sweeps.default_name()
     settings = sweeps.SweepSettings(
         spaces=spaces, name=name, storage=absolute(storage), trials=trials, seeds=seed_list,
-        max_steps=max_steps, max_concurrent=max_concurrent, scheduler=scheduler.lower(), grace_period=grace_period,
+        max_steps=cfg.train.steps, max_concurrent=max_concurrent, scheduler=scheduler.lower(), grace_period=grace_period,
         reduction_factor=reduction_factor, resources=resources,
         baselines=baselines, max_failures=max_failures,
     )

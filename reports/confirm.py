@@ -5,10 +5,11 @@ is an optimistic estimate. Confirmation re-trains the top-K distinct configurati
 supervised baseline with seeds the search never used, each paired on the same seed, and scores
 every run on the test split once, at the end (``sweep_trial(..., evaluate_test=True)``).
 
-The runs form one more Ray Tune experiment, FIFO (nothing is pruned), stored inside the sweep at
-``<sweep>/confirm/`` — ``confirm.json`` (what was re-run and why), the rows as a sweep keeps
-them, ``train/<trial id>/`` checkpoints. The report reads it through the sweep store
-(`store.read_confirmation`).
+The runs form a sweep of their own with a fixed plan, FIFO (nothing is pruned), stored inside
+the sweep at ``<sweep>/confirm/`` and run by the same driver as a search (`confirmation_sweep`),
+so it has the live table, heartbeat, Ctrl-C and `udatune resume` of any sweep; ``confirm.json``
+says what is re-run and why. This module only ranks, plans and reads: the report reads the
+re-runs through the sweep store (`store.read_confirmation`).
 """
 
 from __future__ import annotations
@@ -16,17 +17,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import time
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 from udatune.errors import ConfigError
 from udatune.reports.load import Sweep
 from udatune.reports.stats import rank_trials, score_column
 from udatune.tune import store
-from udatune.tune.results import ENDED, SUPERVISED, SweepResults
-from udatune.tune.sample import METRIC, MODE
-from udatune.tune.sweep import PickledSearcher
+from udatune.tune.results import SUPERVISED
 from udatune.tune.trainable import TrialResources
 
 DEFAULT_SEEDS = (100, 101, 102)
@@ -102,34 +99,29 @@ def confirm_plan(candidates: list[Candidate], seeds: tuple[int, ...]) -> list[di
     return [{**config, "index": i} for i, config in enumerate(plan)]
 
 
-class ConfigQueue(PickledSearcher):
-    """Hands out a fixed list of trial configs, in order (Tune's search algorithm interface)."""
+def confirmation_sweep(sweep: Sweep, candidates: list[Candidate], settings: ConfirmSettings):
+    """The re-runs as a sweep of their own, ``<sweep>/confirm``, run by the same driver as a
+    search (udatune.tune.sweep.run_sweep: live table, heartbeat, Ctrl-C, `udatune resume`):
+    a fixed plan, FIFO (nothing pruned), every trial scored on the test split at its end."""
+    from udatune.tune.sweep import SweepSettings
 
-    def __init__(self, configs: list[dict]) -> None:
-        super().__init__(metric=METRIC, mode=MODE)
-        self.configs = list(configs)
-        self.handed_out = 0
-
-    def set_search_properties(self, metric, mode, config, **spec) -> bool:
-        return True
-
-    def suggest(self, trial_id: str) -> dict | None:
-        if self.handed_out >= len(self.configs):
-            return self.FINISHED
-        self.handed_out += 1
-        return dict(self.configs[self.handed_out - 1])
-
-    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        pass
+    return SweepSettings(
+        spaces=(), name=store.CONFIRM, storage=sweep.path, trials=0, seeds=tuple(settings.seeds), max_steps=sweep.max_steps,
+        max_concurrent=settings.max_concurrent, scheduler="fifo", resources=settings.resources, baselines=False,
+        max_failures=int(sweep.settings.get("max_failures", 2)), plan=tuple(confirm_plan(candidates, settings.seeds)),
+        evaluate_test=True,
+    )
 
 
-@dataclass
-class ConfirmOutcome:
-    path: str
-    results: SweepResults  # live rows (val metrics), as in a sweep
-    frame: object  # pandas DataFrame from `store.read_confirmation`, with test scores; None if nothing ran
-    interrupted: bool
-    seconds: float
+def confirm_manifest(sweep: Sweep, candidates: list[Candidate], settings: ConfirmSettings) -> dict:
+    """``confirm.json``: what is re-run, and why."""
+    return {
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "sweep": sweep.name,
+        "settings": {**asdict(settings), "seeds": list(settings.seeds)},
+        "candidates": [asdict(c) for c in candidates],
+        "trials": (len(candidates) + 1) * len(settings.seeds),
+    }
 
 
 def confirm_path(sweep: Sweep) -> str:
@@ -143,74 +135,3 @@ def exists(sweep: Sweep) -> bool:
 def remove(sweep: Sweep) -> None:
     """Delete an earlier confirmation (``--force``)."""
     store.remove_confirmation(sweep.path)
-
-
-def run_confirm(
-    sweep: Sweep,
-    candidates: list[Candidate],
-    settings: ConfirmSettings,
-    cluster,
-    listener: Callable[[SweepResults], None] | None = None,
-) -> ConfirmOutcome:
-    """Run the re-runs on a connected cluster (see `cluster.ray_cluster`) and write their files."""
-    from ray import tune
-    from ray.tune.schedulers import FIFOScheduler
-
-    from udatune.tune.sweep import ResultsCallback, results_from_grid, trial_name, trials_that_fit
-    from udatune.tune.trainable import DRIVER_RESOURCES, sweep_trial
-
-    started = time.time()
-    plan = confirm_plan(candidates, settings.seeds)
-    fits = trials_that_fit(settings.resources, cluster.cpus, cluster.gpus)
-    if fits < 1 and not settings.max_concurrent:
-        raise ConfigError(
-            f"One trial needs {settings.resources.workers} × ({settings.resources.cpus:g} CPU, {settings.resources.gpus:g} GPU) "
-            f"but the cluster has {cluster.cpus:g} CPUs and {cluster.gpus:g} GPUs; lower --workers-per-trial / --cpus-per-trial / --gpus-per-trial."
-        )
-    path = confirm_path(sweep)
-    manifest = {
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "sweep": sweep.name,
-        "settings": {**asdict(settings), "seeds": list(settings.seeds)},
-        "candidates": [asdict(c) for c in candidates],
-        "trials": len(plan),
-    }
-    store.write_confirm_manifest(sweep.path, manifest)
-    results = SweepResults(sweep.base_config, sweep.max_steps)
-    callback = ResultsCallback(results, listener, path)
-    trainable = tune.with_resources(
-        tune.with_parameters(
-            sweep_trial,
-            base=sweep.base_config,
-            resources=settings.resources,
-            train_storage=f"{path}/train",
-            evaluate_test=True,
-        ),
-        DRIVER_RESOURCES,
-    )
-    tuner = tune.Tuner(
-        trainable,
-        tune_config=tune.TuneConfig(
-            search_alg=ConfigQueue(plan),
-            scheduler=FIFOScheduler(),
-            num_samples=len(plan),
-            max_concurrent_trials=settings.max_concurrent or (fits + 1),
-            reuse_actors=False,
-            trial_name_creator=trial_name,
-            trial_dirname_creator=trial_name,
-        ),
-        run_config=tune.RunConfig(
-            name=store.CONFIRM,
-            storage_path=sweep.path,
-            callbacks=[callback],
-            verbose=0,
-            failure_config=tune.FailureConfig(max_failures=0),
-        ),
-    )
-    grid = tuner.fit()
-    if not callback.final_statuses:  # Ray Client (ray://): Tune ran remotely, with a copy of the callback
-        results = results_from_grid(grid, sweep.base_config, sweep.max_steps)
-    store.write_rows(path, results)
-    frame = store.read_confirmation(sweep.path)
-    interrupted = len(grid) < len(plan) or (frame is not None and not frame["status"].isin(ENDED).all())
-    return ConfirmOutcome(path, results, frame, interrupted, time.time() - started)

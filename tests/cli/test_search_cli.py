@@ -128,3 +128,19 @@ def test_a_tiny_sweep_on_a_local_ray(tmp_path, capsys):
     # TensorBoard: every trial's curves under the sweep folder
     logged = {p.parent.name.rsplit("-", 1)[1] for p in sweep.glob("*/events.out.tfevents.*")}
     assert logged == set(frame["trial_id"])
+
+
+def test_the_step_budget_is_the_configs_unless_max_steps_says_otherwise(tmp_path, capsys):
+    """One budget: a config file's train.steps (or the default sweep's 1000) is the sweep's;
+    --max-steps replaces it. The grace period is checked against it before anything starts."""
+    config = tmp_path / "trial.yaml"
+    config.write_text("train:\n  steps: 700\n")
+    storage = str(tmp_path / "s")
+    assert main(["search", "--config", str(config), "--grace-period", "800", "--storage", storage]) == 2
+    assert "max steps = 700" in capsys.readouterr().err
+    assert main(["search", "--grace-period", "1100", "--storage", storage]) == 2
+    assert "max steps = 1000" in capsys.readouterr().err
+    assert main(["search", "--config", str(config), "--max-steps", "900", "--grace-period", "1100", "--storage", storage]) == 2
+    assert "max steps = 900" in capsys.readouterr().err
+    assert main(["search", "--max-steps", "0", "--storage", storage]) == 2
+    assert "--max-steps must be > 0" in capsys.readouterr().err

@@ -3,7 +3,7 @@
 import pytest
 
 from udatune.errors import ConfigError
-from udatune.reports.confirm import ConfigQueue, ConfirmSettings, confirm_plan, rank_candidates
+from udatune.reports.confirm import ConfirmSettings, confirm_plan, confirmation_sweep, rank_candidates
 from udatune.reports.load import load_sweep
 
 
@@ -27,9 +27,17 @@ def test_the_plan_pairs_every_candidate_with_a_baseline_per_seed(sweep_writer):
     assert [p["index"] for p in plan] == list(range(6))
     assert plan[0]["overrides"] == {"uda.mode": "supervised"} and plan[1]["source_trial"] == "aa4"
 
-    queue = ConfigQueue(plan)
+    # run as a sweep with this fixed plan: handed out in order, then nothing more
+    from udatune.tune.sweep import SweepSearcher
+
+    sweep = load_sweep(str(sweep_writer.finished("again")))
+    settings = confirmation_sweep(sweep, candidates, ConfirmSettings(top=2, seeds=(100, 101)))
+    assert settings.plan == tuple(plan) and settings.total_trials == 6 and settings.evaluate_test
+    assert settings.path == f"{sweep.path}/confirm" and settings.scheduler == "fifo"
+    settings.check()
+    queue = SweepSearcher(settings)
     handed = [queue.suggest(f"t{i}") for i in range(7)]
-    assert handed[:6] == plan and handed[6] == ConfigQueue.FINISHED
+    assert handed[:6] == plan and handed[6] == SweepSearcher.FINISHED
 
 
 @pytest.mark.parametrize("settings, needle", [

@@ -135,3 +135,15 @@ def test_sigterm_stops_a_sweep_the_way_ctrl_c_does():
         assert signal.getsignal(signal.SIGTERM) == before  # put back afterwards
     finally:
         signal.signal(signal.SIGUSR1, previous)
+
+
+def test_a_fixed_plan_comes_back_from_the_manifest(tmp_path):
+    """A confirmation is a sweep with a fixed plan: `udatune resume` must restore the plan."""
+    plan = ({"method": SUPERVISED, "seed": 100, "overrides": {"uda.mode": "supervised"}, "candidate": "baseline", "index": 0},
+            {"method": "randaugment", "seed": 100, "overrides": {"uda.policy": "randaugment:2,9"}, "candidate": "c1", "index": 1})
+    settings = SweepSettings(spaces=(), name="confirm", storage=str(tmp_path), trials=0, seeds=(100,), max_steps=40,
+                             scheduler="fifo", baselines=False, plan=plan, evaluate_test=True)
+    settings.check()
+    write_manifest(settings, TrialConfig(), "fingerprint", Cluster("local", True, 2.0, 0.0, ""), max_concurrent=3)
+    manifest = Manifest.from_json(json.loads((tmp_path / "confirm" / "sweep.json").read_text()))
+    assert settings_from_manifest(str(tmp_path / "confirm"), manifest) == settings

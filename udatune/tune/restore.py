@@ -101,6 +101,7 @@ def settings_from_manifest(path: str, manifest: store.Manifest) -> SweepSettings
             name=where.name if where else path.rstrip("/").rsplit("/", 1)[1],
             storage=str(where.parent) if where else path.rstrip("/").rsplit("/", 1)[0],
             seeds=tuple(raw["seeds"]),
+            plan=tuple(raw.get("plan", ())),
             resources=TrialResources(**raw["resources"]),
         )
         return SweepSettings(spaces=spaces, **raw)

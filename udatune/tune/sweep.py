@@ -58,7 +58,7 @@ class SweepSettings:
     storage: str  # a local folder or a URI pyarrow understands (s3://, gs://)
     trials: int = 4  # searched trials in total, shared by the methods (baselines come on top)
     seeds: tuple[int, ...] = (0,)
-    max_steps: int = 600
+    max_steps: int = field(default_factory=lambda: TrialConfig().train.steps)  # the config's budget (one default)
     max_concurrent: int = 0  # 0: as many trials as the cluster's CPUs/GPUs fit
     scheduler: str = "asha"
     grace_period: int = 0  # ASHA's first rung, in steps; 0: half of max_steps
@@ -67,6 +67,10 @@ class SweepSettings:
     baselines: bool = True
     seed: int = 0  # searcher seed
     max_failures: int = 2  # restarts of a trial (and of its Train run) after a lost worker or node
+    # A fixed list of trial configs (``udatune confirm``'s re-runs), run instead of baselines
+    # and searched trials; ``evaluate_test``: each trial also scores the test split at its end.
+    plan: tuple[dict, ...] = ()
+    evaluate_test: bool = False
 
     def check(self) -> None:
         problems = [
@@ -87,7 +91,8 @@ class SweepSettings:
              "use --gpus-per-trial 1 (or more), or --workers-per-trial 1 to pack several trials per GPU"),
             (self.max_failures < 0, f"--max-failures must be ≥ 0, got {self.max_failures}"),
             (self.trials > 0 and not self.spaces, "searched trials need at least one --space"),
-            (self.trials == 0 and not self.baselines, "nothing to run: no searched trials and no baselines"),
+            (self.trials == 0 and not self.baselines and not self.plan, "nothing to run: no searched trials and no baselines"),
+            (bool(self.plan) and (self.trials > 0 or self.baselines), "a fixed plan runs alone: no searched trials, no baselines"),
         ]
         for bad, message in problems:
             if bad:
@@ -103,6 +108,8 @@ class SweepSettings:
 
     @property
     def total_trials(self) -> int:
+        if self.plan:
+            return len(self.plan)
         return self.trials + (2 * len(self.seeds) if self.baselines else 0)
 
 
@@ -153,8 +160,10 @@ class SweepSearcher(PickledSearcher):
 
     def __init__(self, settings: SweepSettings, slots: int = 0, studies=None) -> None:
         super().__init__(metric=METRIC, mode=MODE)
-        self.queue: list[dict] = baseline_configs(settings)
-        self.queue += [{"method": m, "seed": s} for m, s in method_order(settings)]
+        if settings.plan:
+            self.queue: list[dict] = [dict(config) for config in settings.plan]
+        else:
+            self.queue = baseline_configs(settings) + [{"method": m, "seed": s} for m, s in method_order(settings)]
         # ``studies``: the Optuna storage that keeps each method's study (the sweep folder's
         # journal, store.optuna_storage); None keeps them in memory.
         storage = studies
@@ -475,6 +484,7 @@ def make_trainable(settings: SweepSettings, base_config: dict):
             train_storage=f"{settings.path}/train",
             stop_board=board_name(settings),
             max_failures=settings.max_failures,
+            evaluate_test=settings.evaluate_test,
         ),
         DRIVER_RESOURCES,
     )
@@ -608,6 +618,8 @@ def default_name() -> str:
 
 
 def summary_line(settings: SweepSettings) -> str:
+    if settings.plan:
+        return f"{settings.total_trials} trials (a fixed plan), {settings.max_steps} steps each, {settings.scheduler.upper()}"
     methods = ", ".join(s.method for s in settings.spaces) or "none"
     return (
         f"{settings.total_trials} trials ({settings.trials} searched over {methods}"
