@@ -18,19 +18,19 @@ and reports, from that one run:
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import shlex
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from bench.docs import write_section
 from bench.processes import ProcessSampler
+from udatune.tune import store
 from udatune.tune.usage import sweep_usage
 
 OUT = Path(__file__).resolve().parent / "out" / "sweeps"
@@ -135,8 +135,8 @@ def main() -> None:
     if run.code != 0:
         raise SystemExit(f"udatune search exited with {run.code}; nothing written.")
     sweep = OUT / name
-    manifest = json.loads((sweep / "sweep.json").read_text())
-    frame = pd.read_csv(sweep / "results.csv")
+    manifest = asdict(store.read_manifest(str(sweep)))  # the sweep's files, read through their owner
+    frame = store.read_rows(str(sweep)).table
     settings = manifest["settings"]
     per_worker = settings["resources"]["cpus"]
     slots = manifest["cluster"]["cpus"] / per_worker

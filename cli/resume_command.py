@@ -34,7 +34,7 @@ def resume_sweep(sweep: str, storage: str, address: str | None, num_cpus: int | 
     from udatune.errors import DataError
     from udatune.tune import restore
     from udatune.tune.cluster import check_reachable, resolve_address
-    from udatune.tune.sweep import summary_line
+    from udatune.tune.settings import summary_line
 
     plan = restore.prepare_resume(sweep, storage)
     console = Console()
@@ -45,10 +45,10 @@ def resume_sweep(sweep: str, storage: str, address: str | None, num_cpus: int | 
     if target is not None:
         check_reachable(target)
     data = build_data(plan.base.data)  # a dataset that moved or broke fails here, before Ray starts
-    if data.fingerprint() != plan.manifest.get("data_fingerprint"):
+    if data.fingerprint() != plan.manifest.data_fingerprint:
         raise DataError(
             f"The dataset of sweep {plan.settings.name} changed since it started (fingerprint "
-            f"{plan.manifest.get('data_fingerprint')} then, {data.fingerprint()} now); resumed trials would not be "
+            f"{plan.manifest.data_fingerprint} then, {data.fingerprint()} now); resumed trials would not be "
             "comparable with the finished ones. Restore the data it started with, or start a new sweep."
         )
     console.print(f"[bold]udatune resume[/] {plan.settings.name} ({plan.state}): {summary_line(plan.settings)}")
