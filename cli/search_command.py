@@ -89,6 +89,7 @@ def search(
     from udatune.outputs import check_sweep_name, check_writable_folder
     from udatune.tune import store
     from udatune.tune import sweep as sweeps
+    from udatune.tune.settings import SweepSettings, default_name, summary_line
     from udatune.tune.capacity import check_trial_fits, local_capacity
     from udatune.tune.cluster import check_reachable, resolve_address
     from udatune.tune.space import load_space
@@ -124,8 +125,8 @@ def search(
     # the config each trial gets, so every trial loads (and records) the same file.
     cfg = dataclasses.replace(cfg, model=prepare_model(cfg.model))
     spaces = tuple(prepare_space_model(cfg, s) for s in spaces)
-    name = name or sweeps.default_name()
-    settings = sweeps.SweepSettings(
+    name = name or default_name()
+    settings = SweepSettings(
         spaces=spaces, name=name, storage=absolute(storage), trials=trials, seeds=seed_list,
         max_steps=cfg.train.steps, max_concurrent=max_concurrent, scheduler=scheduler.lower(), grace_period=grace_period,
         reduction_factor=reduction_factor, resources=resources,
@@ -143,7 +144,7 @@ def search(
 
     # --- run ------------------------------------------------------------------------------------
     console = Console()
-    console.print(f"[bold]udatune search[/] {name}: {sweeps.summary_line(settings)}")
+    console.print(f"[bold]udatune search[/] {name}: {summary_line(settings)}")
     console.print(f"data: {data.name}, {len(data.labeled)} labeled / {len(data.unlabeled)} unlabeled / {len(data.val)} val, fingerprint {data.fingerprint()}")
     for s in spaces:
         console.print(f"  space {s.describe()}  [dim]({s.source})[/]")

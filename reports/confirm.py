@@ -103,7 +103,7 @@ def confirmation_sweep(sweep: Sweep, candidates: list[Candidate], settings: Conf
     """The re-runs as a sweep of their own, ``<sweep>/confirm``, run by the same driver as a
     search (udatune.tune.sweep.run_sweep: live table, heartbeat, Ctrl-C, `udatune resume`):
     a fixed plan, FIFO (nothing pruned), every trial scored on the test split at its end."""
-    from udatune.tune.sweep import SweepSettings
+    from udatune.tune.settings import SweepSettings
 
     return SweepSettings(
         spaces=(), name=store.CONFIRM, storage=sweep.path, trials=0, seeds=tuple(settings.seeds), max_steps=sweep.max_steps,

@@ -16,7 +16,7 @@ from udatune.reports.stats import (
     best_row,
     compute_unit,
     confirmed_gains,
-    method_order,
+    display_order,
     score_column,
     summarise_methods,
 )
@@ -58,7 +58,7 @@ def build_report(sweep: Sweep) -> Report:
         sweep=sweep,
         methods=summarise_methods(trials, sweep.resources, sweep.space_methods, sweep.searchers),
         confirmed=confirmed_gains(sweep.confirm) if sweep.confirm is not None else [],
-        order=method_order(trials, sweep.space_methods),
+        order=display_order(trials, sweep.space_methods),
         unit=compute_unit(sweep.resources),
     )
 

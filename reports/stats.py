@@ -109,7 +109,7 @@ def compute_unit(resources: dict) -> str:
     return "GPU" if float(resources.get("gpus") or 0.0) > 0 else "CPU"
 
 
-def method_order(trials: pd.DataFrame, space_methods: list[str]) -> list[str]:
+def display_order(trials: pd.DataFrame, space_methods: list[str]) -> list[str]:
     """Baselines first, then the searched methods in the sweep's order, then anything else."""
     present = list(dict.fromkeys(trials["method"]))
     ordered = [m for m in (SUPERVISED, DEFAULT_UDA, *space_methods) if m in present]
@@ -168,7 +168,7 @@ def best_gain(trials: pd.DataFrame) -> float:
 def summarise_methods(trials: pd.DataFrame, resources: dict, space_methods: list[str], searchers: dict[str, str]) -> list[MethodSummary]:
     trials = trials.assign(compute=compute_seconds(trials, resources))
     summaries = []
-    for method in method_order(trials, space_methods):
+    for method in display_order(trials, space_methods):
         group = trials[trials["method"] == method]
         evaluated = group.dropna(subset=["val_miou"])
         baseline = method in (SUPERVISED, DEFAULT_UDA)

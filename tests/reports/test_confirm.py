@@ -28,7 +28,7 @@ def test_the_plan_pairs_every_candidate_with_a_baseline_per_seed(sweep_writer):
     assert plan[0]["overrides"] == {"uda.mode": "supervised"} and plan[1]["source_trial"] == "aa4"
 
     # run as a sweep with this fixed plan: handed out in order, then nothing more
-    from udatune.tune.sweep import SweepSearcher
+    from udatune.tune.searcher import SweepSearcher
 
     sweep = load_sweep(str(sweep_writer.finished("again")))
     settings = confirmation_sweep(sweep, candidates, ConfirmSettings(top=2, seeds=(100, 101)))

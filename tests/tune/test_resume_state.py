@@ -24,7 +24,8 @@ from udatune.tune.restore import settings_from_manifest, space_from_dict
 from udatune.tune.results import FAILURE, SUPERVISED, SweepResults
 from udatune.tune.space import builtin_spaces, load_space
 from udatune.tune.store import Manifest, read_results, read_state, write_rows, write_state
-from udatune.tune.sweep import SweepSettings, sigterm_stops_tune, write_manifest
+from udatune.tune.settings import SweepSettings
+from udatune.tune.sweep import sigterm_stops_tune, write_manifest
 from udatune.tune.trainable import TrialResources
 
 SUP = {"method": SUPERVISED, "seed": 0, "index": 0, "overrides": {"uda.mode": "supervised"}}

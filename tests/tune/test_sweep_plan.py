@@ -10,7 +10,9 @@ from udatune.errors import ConfigError
 from udatune.tune.results import DEFAULT_UDA, SUPERVISED, SweepResults
 from udatune.tune.space import load_space
 from udatune.reports.stats import ranked_methods
-from udatune.tune.sweep import SweepSearcher, SweepSettings, method_order, trial_name, trials_that_fit
+from udatune.tune.searcher import SweepSearcher
+from udatune.tune.settings import SweepSettings, method_order, trials_that_fit
+from udatune.tune.sweep import trial_name
 from udatune.tune.trainable import TrialResources, trial_config
 
 

@@ -1,7 +1,9 @@
 """Ray glue for sweeps: search spaces (YAML) -> samplers -> one Tune experiment whose trials
 are Ray Train jobs running the same `run_trial` as ``udatune train``.
 
-space.py (validated space files) -> sample.py (Optuna define-by-run) -> sweep.py (searcher,
-scheduler, baselines, files) -> trainable.py (the Tune trial = a TorchTrainer) ;
-cluster.py (connect or start Ray) ; results.py (rows, paired gains, ranking).
+space.py (validated space files) -> sample.py (Optuna define-by-run) -> settings.py (what a
+sweep asks for, baselines, trial order) -> searcher.py, scheduler.py, callbacks.py -> sweep.py
+(the driver) -> trainable.py (the Tune trial = a TorchTrainer) ; restore.py (resume) ;
+cluster.py (connect or start Ray) ; results.py (rows, paired gains) ; store.py (the sweep
+folder, its one reader and writer) ; ray_compat.py (every private Ray name, version-guarded).
 """

@@ -25,15 +25,9 @@ from udatune.tune.driver_state import DriverState, effective_state
 from udatune.tune.results import SweepResults
 from udatune.tune.space import Param, PolicySpace, SearchSpace
 from udatune.tune.storage import kind
-from udatune.tune.sweep import (
-    SweepOutcome,
-    SweepSettings,
-    board_name,
-    fit_and_record,
-    make_trainable,
-    quiet_optuna,
-    sweep_callbacks,
-)
+from udatune.tune.callbacks import sweep_callbacks
+from udatune.tune.settings import SweepSettings
+from udatune.tune.sweep import SweepOutcome, board_name, fit_and_record, make_trainable, quiet_optuna
 from udatune.tune.trainable import TrialResources, start_stop_board
 
 

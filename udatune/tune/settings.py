@@ -1,0 +1,126 @@
+"""What a sweep asks for (`SweepSettings`, validated where it is built) and the order of its trials.
+
+A sweep runs, per seed, a supervised-only baseline and a default-UDA baseline — so every
+searched trial has a partner on the same labeled subset, seed and step budget — then the
+searched trials, round-robin over the methods (one per space file), seeds cycling; or, for
+`udatune confirm`, a fixed ``plan`` of trial configs instead.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+
+from udatune.config import TrialConfig
+from udatune.errors import ConfigError
+from udatune.tune.results import DEFAULT_UDA, SUPERVISED
+from udatune.tune.space import SearchSpace
+from udatune.tune.trainable import TrialResources
+
+SCHEDULERS = ("asha", "fifo")
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    spaces: tuple[SearchSpace, ...]
+    name: str
+    storage: str  # a local folder or a URI pyarrow understands (s3://, gs://)
+    trials: int = 4  # searched trials in total, shared by the methods (baselines come on top)
+    seeds: tuple[int, ...] = (0,)
+    max_steps: int = field(default_factory=lambda: TrialConfig().train.steps)  # the config's budget (one default)
+    max_concurrent: int = 0  # 0: as many trials as the cluster's CPUs/GPUs fit
+    scheduler: str = "asha"
+    grace_period: int = 0  # ASHA's first rung, in steps; 0: half of max_steps
+    reduction_factor: float = 3.0
+    resources: TrialResources = field(default_factory=TrialResources)
+    baselines: bool = True
+    seed: int = 0  # searcher seed
+    max_failures: int = 2  # restarts of a trial (and of its Train run) after a lost worker or node
+    # A fixed list of trial configs (``udatune confirm``'s re-runs), run instead of baselines
+    # and searched trials; ``evaluate_test``: each trial also scores the test split at its end.
+    plan: tuple[dict, ...] = ()
+    evaluate_test: bool = False
+
+    def check(self) -> None:
+        problems = [
+            (self.trials < 0, f"--trials must be ≥ 0, got {self.trials}"),
+            (not self.seeds, "--seeds needs at least one seed"),
+            (self.max_steps <= 0, f"--max-steps must be > 0, got {self.max_steps}"),
+            (self.max_concurrent < 0, f"--max-concurrent must be ≥ 0, got {self.max_concurrent}"),
+            (self.scheduler not in SCHEDULERS, f"--scheduler must be one of {', '.join(SCHEDULERS)}, got {self.scheduler!r}"),
+            (self.grace_period < 0 or self.grace_period > self.max_steps, f"--grace-period must be in [0, max steps = {self.max_steps}], got {self.grace_period}"),
+            (self.reduction_factor <= 1, f"--reduction-factor must be > 1, got {self.reduction_factor}"),
+            (self.resources.workers < 1, f"--workers-per-trial must be ≥ 1, got {self.resources.workers}"),
+            (self.resources.cpus <= 0, f"--cpus-per-trial must be > 0, got {self.resources.cpus}"),
+            (self.resources.gpus < 0, f"--gpus-per-trial must be ≥ 0, got {self.resources.gpus}"),
+            # DDP ranks sharing one GPU: NCCL aborts ("Duplicate GPU detected") at the first collective.
+            (self.resources.workers > 1 and not float(self.resources.gpus).is_integer(),
+             f"--workers-per-trial {self.resources.workers} with --gpus-per-trial {self.resources.gpus:g}: "
+             "data-parallel workers need whole GPUs each (NCCL cannot run two ranks on one GPU); "
+             "use --gpus-per-trial 1 (or more), or --workers-per-trial 1 to pack several trials per GPU"),
+            (self.max_failures < 0, f"--max-failures must be ≥ 0, got {self.max_failures}"),
+            (self.trials > 0 and not self.spaces, "searched trials need at least one --space"),
+            (self.trials == 0 and not self.baselines and not self.plan, "nothing to run: no searched trials and no baselines"),
+            (bool(self.plan) and (self.trials > 0 or self.baselines), "a fixed plan runs alone: no searched trials, no baselines"),
+        ]
+        for bad, message in problems:
+            if bad:
+                raise ConfigError(f"Invalid sweep setting: {message}.")
+        methods = [s.method for s in self.spaces]
+        clash = sorted({m for m in methods if methods.count(m) > 1 or m in (SUPERVISED, DEFAULT_UDA)})
+        if clash:
+            raise ConfigError(f"Two spaces (or a space and a baseline) share the method name {clash[0]!r}; give each space file its own `method:`.")
+
+    @property
+    def path(self) -> str:
+        return f"{self.storage.rstrip('/')}/{self.name}"
+
+    @property
+    def total_trials(self) -> int:
+        if self.plan:
+            return len(self.plan)
+        return self.trials + (2 * len(self.seeds) if self.baselines else 0)
+
+
+def baseline_configs(settings: SweepSettings) -> list[dict]:
+    if not settings.baselines:
+        return []
+    configs = []
+    for seed in settings.seeds:
+        configs.append({"method": SUPERVISED, "seed": seed, "overrides": {"uda.mode": "supervised"}})
+        configs.append({"method": DEFAULT_UDA, "seed": seed, "overrides": {"uda.mode": "uda"}})
+    return configs
+
+
+def method_order(settings: SweepSettings) -> list[tuple[str, int]]:
+    """(method, seed) for each searched trial: methods round-robin, each cycling the seeds."""
+    order, used = [], {s.method: 0 for s in settings.spaces}
+    for i in range(settings.trials):
+        method = settings.spaces[i % len(settings.spaces)].method
+        order.append((method, settings.seeds[used[method] % len(settings.seeds)]))
+        used[method] += 1
+    return order
+
+
+def trials_that_fit(resources: TrialResources, cpus: float, gpus: float) -> int:
+    """How many trials' Train workers fit on the cluster at once."""
+    fits = math.floor(cpus / (resources.workers * resources.cpus) + 1e-9)
+    if resources.gpus:
+        fits = min(fits, math.floor(gpus / (resources.workers * resources.gpus) + 1e-9))
+    return fits
+
+
+def default_name() -> str:
+    return "sweep-" + dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def summary_line(settings: SweepSettings) -> str:
+    if settings.plan:
+        return f"{settings.total_trials} trials (a fixed plan), {settings.max_steps} steps each, {settings.scheduler.upper()}"
+    methods = ", ".join(s.method for s in settings.spaces) or "none"
+    return (
+        f"{settings.total_trials} trials ({settings.trials} searched over {methods}"
+        f"{'' if not settings.baselines else f' + {2 * len(settings.seeds)} baselines'}), "
+        f"{settings.max_steps} steps each, seeds {','.join(map(str, settings.seeds))}, {settings.scheduler.upper()}"
+    )
