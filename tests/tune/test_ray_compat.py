@@ -50,7 +50,7 @@ def test_a_trial_without_ray_datasets_starts_no_ray_data_actor():
     assert [k for k in full if k is not datasets] == lean  # nothing else is dropped
 
 
-def test_a_restored_tuner_has_a_local_tuner_whose_callbacks_can_be_replaced(tmp_path):
+def test_a_restored_tuner_lets_this_driver_replace_its_callbacks(tmp_path):
     from ray import tune
 
     def trainable(config):
