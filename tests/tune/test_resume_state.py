@@ -148,3 +148,15 @@ def test_a_fixed_plan_comes_back_from_the_manifest(tmp_path):
     write_manifest(settings, TrialConfig(), "fingerprint", Cluster("local", True, 2.0, 0.0, ""), max_concurrent=3)
     manifest = Manifest.from_json(json.loads((tmp_path / "confirm" / "sweep.json").read_text()))
     assert settings_from_manifest(str(tmp_path / "confirm"), manifest) == settings
+
+
+def test_a_finished_rows_line_does_not_change_when_a_pending_trial_starts_reporting():
+    """results.csv lines of ended trials are final: also their number formats, whatever the
+    other rows hold (a pending row has no timestamp yet; Tune's timestamps are ints)."""
+    results = SweepResults(TrialConfig().to_dict(), max_steps=4)
+    results.result("sup", SUP, {"step": 4, "val_miou": 0.3, "timestamp": 1_700_000_004})
+    results.finished("sup", SUP)
+    results.add("ra", RA)  # created by Tune, not started
+    before = results.frame().to_csv(index=False).splitlines()[1]
+    results.result("ra", RA, {"step": 2, "val_miou": 0.2, "timestamp": 1_700_000_010})
+    assert results.frame().to_csv(index=False).splitlines()[1] == before

@@ -196,7 +196,9 @@ class SweepResults:
                 "checkpoint_seconds": last.get("checkpoint_seconds", 0.0),
                 "started_at": row.started_at, "process_started_at": last.get("process_started", math.nan),
                 "worker_started_at": last.get("worker_started", math.nan),
-                "reported_at": last.get("timestamp", math.nan), "ended_at": row.ended_at, "error_file": row.error_file,
+                # float: Tune's timestamp is an int, and a column of ints and NaNs (a pending
+                # row) would print a finished row's line differently from one of ints alone.
+                "reported_at": float(last.get("timestamp", math.nan)), "ended_at": row.ended_at, "error_file": row.error_file,
                 "reason": row.reason,
             })
         return pd.DataFrame.from_records(records, columns=COLUMNS)
