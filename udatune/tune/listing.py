@@ -54,13 +54,30 @@ def summarize(path: str) -> SweepSummary:
         rows = store.read_rows(path)
     except UdatuneError as err:
         return SweepSummary(name, path, "unreadable", manifest.created, total, problem=str(err))
-    table = rows.table if rows is not None else None
     return SweepSummary(
         name=name,
         path=path,
         state=effective_state(store.read_state(path)),
         created=manifest.created,
         total=total,
-        counts=table["status"].value_counts().to_dict() if table is not None else {},
-        best_gain=best_gain(table) if table is not None and len(table) else math.nan,
+        counts=counts(rows),
+        best_gain=best_gain(gains(rows)) if rows is not None else math.nan,
     )
+
+
+def counts(rows: store.Rows | None) -> dict[str, int]:
+    if rows is None:
+        return {}
+    return rows.results.counts() if rows.results is not None else rows.table["status"].value_counts().to_dict()
+
+
+def gains(rows: store.Rows):
+    """Method, seed and paired gain per trial: all the gain needs, without building the full
+    table (which summarises every policy: slow to import and parse for a listing)."""
+    import pandas as pd
+
+    if rows.results is None:
+        return rows.table
+    results = rows.results
+    records = [{"method": r.method, "seed": r.seed, "gain": g if (g := results.gain(r)) is not None else math.nan} for r in results.ordered()]
+    return pd.DataFrame.from_records(records, columns=["method", "seed", "gain"])

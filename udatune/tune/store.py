@@ -25,6 +25,7 @@ import io
 import json
 import math
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import PurePosixPath
 
 from udatune.errors import ConfigError
@@ -113,8 +114,14 @@ class Rows:
     """The trial rows as a reader gets them, and which file they came from."""
 
     results: SweepResults | None  # None when only a table was readable (no histories, no configs)
-    table: object  # pandas DataFrame, one row per trial (the results.csv columns)
     source: str  # the file read, and any damaged one skipped
+    loaded_table: object = None  # the table as read from a copy; None: built from ``results`` when asked
+
+    @cached_property
+    def table(self):
+        """pandas DataFrame, one row per trial (the results.csv columns); built on first use, so
+        a reader that needs only counts (`udatune ls`) does not summarise every policy."""
+        return self.loaded_table if self.loaded_table is not None else self.results.frame()
 
     @property
     def configs(self) -> dict[str, dict]:
@@ -254,15 +261,14 @@ def read_rows(path: str) -> Rows | None:
             damaged.append(f"{uri} ({type(err).__name__}: {' '.join(str(err).split())[:120]})")
             continue
         skipped = f"; skipped damaged {', '.join(damaged)}" if damaged else ""
-        return Rows(results, table, name + skipped)
+        return Rows(results, name + skipped, table)
     if damaged:
         raise ConfigError(f"The trial rows of {path} cannot be read: {'; '.join(damaged)}. The sweep folder is damaged.")
     return None
 
 
 def _rows_from_trials(uri: str):
-    results = SweepResults.from_state(json.loads(read_bytes(uri)))
-    return results, results.frame()
+    return SweepResults.from_state(json.loads(read_bytes(uri))), None
 
 
 def _rows_from_parquet(uri: str):
