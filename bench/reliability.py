@@ -148,6 +148,12 @@ def _size_mismatch(root: Path) -> None:
     _png(root / "trainannot" / "train_000.png", np.zeros((20, 20), dtype=np.uint8))
 
 
+def _halve(file: Path) -> None:
+    """Keep the first half of a file, as a full disk or a partial copy leaves it."""
+    data = file.read_bytes()
+    file.write_bytes(data[: len(data) // 2])
+
+
 def _damage(path: str, content: bytes) -> Setup:
     return lambda work: (work / path).write_bytes(content)
 
@@ -305,6 +311,19 @@ CASES: tuple[Case, ...] = (
          needs="sweep", keeps=(EXPORTED,)),
     Case("report-folder-not-sweep", "sweep files", "`report` of a folder that is no sweep", ("report", "adir"), "adir",
          setup=lambda work: (work / "adir").mkdir(), needs="sweep", keeps=(EXPORTED,)),
+    Case("report-damaged-csv", "sweep files", "`report` with results.csv cut in half", ("report", "ok"), "rows from",
+         code=0, setup=lambda work: _halve(work / EXPORTED / "results.csv"), needs="sweep", keeps=(EXPORTED,)),
+    Case("export-damaged-csv", "sweep files", "`export-policy` with results.csv empty", ("export-policy", "ok", "--out", "pol"), "pol",
+         code=0, setup=_damage(f"{EXPORTED}/results.csv", b""), needs="sweep", keeps=(EXPORTED,)),
+    Case("report-no-readable-rows", "sweep files", "`report` with every copy of the rows damaged", ("report", "ok"), "results.csv",
+         setup=lambda work: [_halve(work / EXPORTED / f) for f in ("trials.json", "results.parquet", "results.csv")],
+         needs="sweep", keeps=(EXPORTED,)),
+    Case("report-damaged-manifest", "sweep files", "`report` with sweep.json damaged", ("report", "ok"), "sweep.json",
+         setup=_damage(f"{EXPORTED}/sweep.json", b"{"), needs="sweep", keeps=(EXPORTED,)),
+    Case("ls-damaged-manifest", "sweep files", "`ls` with one sweep's sweep.json damaged", ("ls",), "sweep.json", code=0,
+         setup=_damage(f"{EXPORTED}/sweep.json", b"{"), needs="sweep", keeps=(EXPORTED,)),
+    Case("resume-damaged-manifest", "sweep files", "`resume` with sweep.json damaged", ("resume", "ok"), "sweep.json",
+         setup=_damage(f"{EXPORTED}/sweep.json", b"{"), needs="sweep", keeps=(EXPORTED,)),
     # runs that start and then fail or are stopped
     Case("train-diverges", "faults", "a training whose loss diverges (--lr 1e30)", ("train", *TINY_TRAIN, "--lr", "1e30", "--out", "runs/nan"),
          "diverged", code=1, slow=True),
