@@ -290,14 +290,9 @@ def load_encoder_state(encoder: nn.Module, file: Path) -> None:
     unexpected = sorted(set(state) - set(expected))
     reshaped = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
     if missing or unexpected or reshaped:
-        problems = []
-        if missing:
-            problems.append(f"{len(missing)} missing (e.g. {missing[0]})")
-        if unexpected:
-            problems.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
-        if reshaped:
-            key = reshaped[0]
-            problems.append(f"{len(reshaped)} of another shape (e.g. {key}: {tuple(state[key].shape)} in the file, {tuple(expected[key].shape)} here)")
+        from udatune.models.registry import describe_key_mismatch
+
+        problems = describe_key_mismatch(missing, unexpected, reshaped, state, expected)
         raise ConfigError(
             f"Encoder weights {file} do not fit this encoder: keys {'; '.join(problems)}. "
             "Check that --encoder names the network that saved the file."

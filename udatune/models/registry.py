@@ -123,6 +123,20 @@ def build_model(cfg: ModelConfig, num_classes: int) -> nn.Module:
     return model
 
 
+def describe_key_mismatch(missing: list[str], unexpected: list[str], reshaped: list[str],
+                          state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> list[str]:
+    """How a weights file's keys differ from a model's, one phrase per kind, with an example."""
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing (e.g. {missing[0]})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+    if reshaped:
+        key = reshaped[0]
+        problems.append(f"{len(reshaped)} of another shape (e.g. {key}: {tuple(state[key].shape)} in the file, {tuple(expected[key].shape)} here)")
+    return problems
+
+
 def load_weights(model: nn.Module, path: str | Path, num_classes: int) -> None:
     """Load a local weights file into ``model``; raise `ConfigError` if it does not fit.
 
@@ -181,14 +195,7 @@ def load_weights(model: nn.Module, path: str | Path, num_classes: int) -> None:
         for key in reshaped:
             state[key] = expected[key]
     elif missing or unexpected or reshaped:
-        problems = []
-        if missing:
-            problems.append(f"{len(missing)} missing (e.g. {missing[0]})")
-        if unexpected:
-            problems.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
-        if reshaped:
-            key = reshaped[0]
-            problems.append(f"{len(reshaped)} of another shape (e.g. {key}: {tuple(state[key].shape)} in the file, {tuple(expected[key].shape)} here)")
+        problems = describe_key_mismatch(missing, unexpected, reshaped, state, expected)
         hint = (
             " The classifier differs too, so the file may also be trained for another number of classes."
             if classifier & set(reshaped)
