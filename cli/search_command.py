@@ -192,7 +192,7 @@ def run_with_view(console: Console, settings, storage: str, address: str | None,
                 r = settings.resources  # checked again on what Ray found: a local Ray can see fewer cores
                 check_trial_fits(r.workers, r.cpus, r.gpus, cluster_capacity(),
                                  "the local Ray" if cluster.local else f"the cluster at {cluster.address}")
-                check_shared_storage(settings.storage, cluster.nodes)
+                check_shared_storage(settings.storage, cluster.hosts)
                 view.cluster = cluster
                 with view.live():
                     outcome = run(cluster, view.update)

@@ -45,16 +45,16 @@ class Cluster:
     cpus: float
     gpus: float
     logs: str  # Ray's own log folder on the head node (session logs)
-    nodes: int = 1  # alive nodes when the sweep started
+    hosts: int = 1  # machines with an alive node when the sweep started (several nodes of one machine share its disk)
 
 
-def check_shared_storage(storage: str, nodes: int) -> None:
-    """Refuse a local ``--storage`` folder on a cluster of several nodes: each trial's
-    checkpoints would land on whichever node wrote them, and a trial restarted elsewhere, the
-    report and resume would not find them."""
-    if nodes > 1 and "://" not in storage:
+def check_shared_storage(storage: str, hosts: int) -> None:
+    """Refuse a local ``--storage`` folder on a cluster that spans several machines: each trial's
+    checkpoints would land on whichever machine wrote them, and a trial restarted elsewhere, the
+    report and resume would not find them. Nodes of one machine share its disk: that is fine."""
+    if hosts > 1 and "://" not in storage:
         raise ConfigError(
-            f"--storage {storage} is a local folder, but the Ray cluster has {nodes} nodes: checkpoints and "
+            f"--storage {storage} is a local folder, but the Ray cluster spans {hosts} machines: checkpoints and "
             "results would be scattered over the nodes' own disks. Pass storage every node reaches: a URI "
             "such as s3://bucket/sweeps or gs://bucket/sweeps, or, for a folder mounted at the same path on "
             "every node (NFS), that path as file:///path/to/sweeps."
@@ -147,7 +147,7 @@ def ray_cluster(address: str | None = None, num_cpus: int | None = None, num_gpu
                 cpus=float(resources.get("CPU", 0.0)),
                 gpus=float(resources.get("GPU", 0.0)),
                 logs=str(Path(logs) / "logs") if logs else "",
-                nodes=sum(1 for node in ray.nodes() if node.get("Alive")),
+                hosts=len({node.get("NodeManagerAddress") for node in ray.nodes() if node.get("Alive")}),
             )
         finally:
             ray.shutdown()
