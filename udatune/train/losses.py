@@ -74,11 +74,16 @@ def consistency_loss(
     target_probs: torch.Tensor,
     keep: torch.Tensor,
     kind: str = "kl",
+    valid: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Per-pixel KL(target ‖ student) or CE on argmax(target), averaged over all pixels.
+    """Per-pixel KL(target ‖ student) or CE on argmax(target), averaged over the valid pixels.
 
-    Averaging over all pixels (not only kept ones) is the UDA convention: when few pixels
-    pass τ the term shrinks instead of being dominated by a handful of confident pixels.
+    Averaging over every valid pixel (not only the kept ones) is the UDA convention: when few
+    pixels pass τ the term shrinks instead of being dominated by a handful of confident pixels.
+    ``valid`` (B x H x W) marks the pixels that exist in the strong view — a translate, rotate or
+    shear moves part of the frame out, and those pixels have no target at all. They leave the
+    denominator too: otherwise a strong geometric policy would shrink the effective λ, and a
+    sweep could not tell the policy's effect from λ's. None: every pixel is valid.
     ``target_probs`` carries no gradient; gradients flow only through the student.
     """
     target = target_probs.detach()
@@ -89,7 +94,8 @@ def consistency_loss(
         per_pixel = F.nll_loss(log_student, target.argmax(dim=1), reduction="none")
     else:
         raise ValueError(f"unknown consistency loss {kind!r}; use 'kl' or 'ce'")
-    return (per_pixel * keep).sum() / keep.numel()
+    pixels = keep.numel() if valid is None else valid.sum().clamp_min(1)
+    return (per_pixel * keep).sum() / pixels
 
 
 def rampup_weight(step: int, rampup_steps: int) -> float:

@@ -1,12 +1,14 @@
 """One optimisation step: supervised, or UDA. Plain functions, no Ray, no loop state.
 
 The UDA step, top to bottom:
-1. teacher predicts on the weak view (no gradient), sharpened by T;
+1. teacher predicts on the weak view (no gradient, evaluation mode: its pass leaves the
+   BatchNorm statistics alone), sharpened by T;
 2. the strong view's geometry (affine warp, CutMix box) is applied to the student's input
    and to the teacher's probabilities alike, with a validity mask for pixels moved out of
    frame;
 3. pixels whose teacher confidence is below τ (per class, if adaptive) are masked out;
-4. loss = supervised CE on labeled pixels + λ · ramp(t) · consistency(student, teacher).
+4. loss = supervised CE on labeled pixels + λ · ramp(t) · consistency(student, teacher), the
+   consistency averaged over the strong view's in-frame pixels.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from udatune.config import UDAConfig
 from udatune.data.loader import normalize
 from udatune.train.losses import class_balance_weights, consistency_loss, rampup_weight, supervised_loss, teacher_targets
 from udatune.data.base import IGNORE_INDEX
-from udatune.train.teacher import ClassThresholds, DistributionAlignment, EMATeacher, per_class_mask_ratio
+from udatune.train.teacher import ClassThresholds, DistributionAlignment, EMATeacher, per_class_mask_ratio, teacher_pass
 
 
 class TrialDiverged(RuntimeError):
@@ -81,8 +83,8 @@ def uda_step(
     uda = ctx.uda
     weak, strong = normalize(unlabeled["weak"]), normalize(unlabeled["strong"])
     teacher = ctx.ema.model if ctx.ema is not None else ctx.model
-    with torch.no_grad(), ctx.autocast():
-        teacher_logits = teacher(weak)
+    with ctx.autocast():
+        teacher_logits = teacher_pass(teacher, weak)
     log_ratio = None
     if ctx.alignment is not None:
         ctx.alignment.observe(labeled["mask"], torch.softmax(teacher_logits.float(), dim=1), IGNORE_INDEX)
@@ -97,7 +99,7 @@ def uda_step(
         probs, keep = stacked[:, :-1], stacked[:, -1] * valid
         keep = (keep > 0.5).float()
     else:
-        probs = target.probs
+        probs, valid = target.probs, None
     ctx.thresholds.observe(target.confidence, target.labels)
     weights = class_balance_weights(probs.argmax(dim=1), keep, ctx.num_classes) if uda.class_balance else keep
 
@@ -106,7 +108,7 @@ def uda_step(
         # One forward over labeled + strong views: BatchNorm sees both, as in FixMatch.
         logits = ctx.model(torch.cat([normalize(labeled["image"]), strong]))
     sup, kept = supervised_loss(logits[:n_labeled], labeled["mask"], uda.tsa, step / ctx.total_steps)
-    unsup = consistency_loss(logits[n_labeled:], probs, weights, uda.loss)
+    unsup = consistency_loss(logits[n_labeled:], probs, weights, uda.loss, valid)
     weight = uda.lambda_u * rampup_weight(step, uda.rampup_steps)
     loss = sup + weight * unsup
     _backward(ctx, loss)
@@ -117,7 +119,7 @@ def uda_step(
         "loss_sup": sup.detach(),
         "loss_unsup": unsup.detach(),
         "lambda_eff": torch.tensor(weight),
-        "mask_ratio": keep.mean(),
+        "mask_ratio": keep.mean() if valid is None else keep.sum() / valid.sum().clamp_min(1),
         "tsa_kept": kept,
     }
     if detailed:

@@ -14,12 +14,21 @@
   teacher's probabilities are multiplied by (class frequency in the labeled pixels) /
   (running mean of the teacher's own predictions), so the pseudo-labels keep the labeled
   class balance instead of drifting to the large classes.
+* `teacher_pass`: the teacher predicts in evaluation mode. When the student is its own teacher,
+  a training-mode pass over the weak views would fold weak-only batch statistics into
+  BatchNorm's running statistics — the ones evaluation uses — although no loss is computed on
+  those views; and the teacher's targets would depend on which other images share its batch.
+  In evaluation mode the running statistics are left alone and the targets are what the model
+  itself would predict at test time, the same rule the mean teacher (always in evaluation
+  mode) follows. Putting the weak views into the student's forward instead (FixMatch) costs a
+  third more forward-backward per step, which a CPU budget cannot spare.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -30,6 +39,28 @@ from udatune.train.losses import class_histogram
 # With it, every rank holds the same thresholds, alignment and teacher buffers, so the targets do
 # not depend on which rank computed them and rank 0's checkpoint is everybody's state.
 Reduce = Callable[[torch.Tensor], torch.Tensor]
+
+
+@contextlib.contextmanager
+def evaluation_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Every module in evaluation mode for the duration, then each back to its own mode: a
+    frozen encoder's BatchNorm layers stay in evaluation mode afterwards (`model.train()`
+    would switch them all back on)."""
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
+@torch.no_grad()
+def teacher_pass(teacher: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """The teacher's logits on ``images``, with no gradient and no BatchNorm statistics updated
+    (see the module docstring)."""
+    with evaluation_mode(teacher):
+        return teacher(images)
 
 
 class EMATeacher:
