@@ -24,6 +24,7 @@ from udatune.config import TrialConfig, load_config
 from udatune.tune.results import ENDED, policy_summary
 
 DEFAULT_SPACES = ["autoaugment", "randaugment"]
+KNOB_MODES = ("searched", "default")
 
 # The default sweep (`udatune search` with no options, `make demo`): small frames and enough
 # steps per trial that UDA shows its gain and Ray's per-trial start-up stays a small share.
@@ -45,6 +46,7 @@ SYNTHETIC_SIZE = "32x48"
 def search(
     space: list[str] = typer.Option([], "--space", help="Search space: a built-in name (autoaugment, randaugment, trivialaugment) or a YAML file; repeat to compare methods in one sweep. Default: autoaugment + randaugment."),
     trials: int = typer.Option(4, help="Searched trials in total, shared round-robin by the spaces (baselines come on top)."),
+    knobs: str = typer.Option("searched", help="searched: every method searches the same UDA knobs (λ, τ, T, TSA, anti-collapse options); default: hold them at the default recipe and search the policy only."),
     seeds: str = typer.Option("0", help="Training seeds, comma-separated; each gets its own supervised and default-UDA baseline."),
     max_steps: Optional[int] = typer.Option(None, help="Step budget of every trial (baselines included); default: the config's train.steps (1000 in the default sweep)."),
     max_concurrent: int = typer.Option(0, help="Trials at once; 0 = as many as the cluster's CPUs/GPUs fit, plus one queued whose start-up overlaps them."),
@@ -89,7 +91,8 @@ def search(
     from udatune.outputs import check_sweep_name, check_writable_folder
     from udatune.tune import store
     from udatune.tune import sweep as sweeps
-    from udatune.tune.settings import SweepSettings, default_name, summary_line
+    from udatune.tune.sample import sampling_note
+    from udatune.tune.settings import SweepSettings, default_name, method_order, summary_line
     from udatune.tune.capacity import check_trial_fits, local_capacity
     from udatune.tune.cluster import check_reachable, resolve_address
     from udatune.tune.space import load_space
@@ -114,6 +117,10 @@ def search(
         cfg = cfg.override({"data.image_size": SYNTHETIC_SIZE}, source="sweep defaults")
     parse_policy(cfg.uda.policy)
     spaces = tuple(load_space(s) for s in (space or DEFAULT_SPACES))
+    if knobs not in KNOB_MODES:
+        raise ConfigError(f"--knobs must be one of {', '.join(KNOB_MODES)}, got {knobs!r}.")
+    if knobs == "default":
+        spaces = tuple(s.policy_only() for s in spaces)
     try:
         seed_list = tuple(int(s) for s in seeds.split(",") if s.strip())
     except ValueError:
@@ -146,8 +153,12 @@ def search(
     console = Console()
     console.print(f"[bold]udatune search[/] {name}: {summary_line(settings)}")
     console.print(f"data: {data.name}, {len(data.labeled)} labeled / {len(data.unlabeled)} unlabeled / {len(data.val)} val, fingerprint {data.fingerprint()}")
+    shares = {s.method: 0 for s in spaces}
+    for method, _ in method_order(settings):
+        shares[method] += 1
     for s in spaces:
         console.print(f"  space {s.describe()}  [dim]({s.source})[/]")
+        console.print(f"    {s.method}: {sampling_note(s, shares[s.method])}")
     run_with_view(
         console, settings, storage, address, num_cpus,
         lambda cluster, listener: sweeps.run_sweep(settings, cfg, data.fingerprint(), cluster, listener=listener),
@@ -290,7 +301,7 @@ def trial_table(results, console: Console):
             str(row.index), row.method, str(row.seed), "—" if not row.policy else policy_summary(row.policy, 24),
             "—" if math.isnan(row.lambda_u) else f"{row.lambda_u:.2g}/{row.tau:.2f}/{row.temperature:.2f}",
             str(row.step), _num(row.val_miou), _gain(results.gain(row)),
-            Text(row.status, style=STATUS_STYLE.get(row.status, "")),
+            Text(row.status + (" · consistency off" if row.consistency == "off" else ""), style=STATUS_STYLE.get(row.status, "")),
         ])
     return fitted_table("trials", columns, rows, console)
 

@@ -92,6 +92,7 @@ class MethodSummary:
     median_miou: float
     gain: Interval  # paired val gain over supervised, per seed the method's best trial
     best: dict | None  # the best trial's row (policy, λ, τ, T, ...)
+    consistency_off: int = 0  # trials whose consistency never switched on (they do not count)
 
 
 SEARCHER_NAMES = {"optuna": "Optuna TPE", "random": "random"}
@@ -121,12 +122,25 @@ def score_column(trials: pd.DataFrame) -> str:
     return "gain" if trials["gain"].notna().any() else "val_miou"
 
 
+def standing(group: pd.DataFrame) -> pd.DataFrame:
+    """The trials that may stand for their method: all but UDA trials whose consistency never
+    switched on (``consistency`` = off), which trained as supervised runs with a policy label."""
+    if "consistency" not in group.columns:
+        return group
+    return group[group["consistency"] != "off"]
+
+
+def consistency_off(group: pd.DataFrame) -> int:
+    """How many of the trials never switched their consistency on."""
+    return int((group["consistency"] == "off").sum()) if "consistency" in group.columns else 0
+
+
 def rank_trials(group: pd.DataFrame, column: str, full_budget_first: bool = False) -> pd.DataFrame:
     """The trials with a ``column`` score, best first: the one ranking of trials (the report's
     best configuration, the trials `udatune confirm` re-runs, the exported policy).
     ``full_budget_first``: trials that ran every step before those stopped early, whose score
-    is from fewer steps."""
-    scored = group.dropna(subset=[column])
+    is from fewer steps. Trials whose consistency never switched on are left out (`standing`)."""
+    scored = standing(group).dropna(subset=[column])
     if full_budget_first:
         scored = scored.assign(_full=scored["status"] == "done")
         return scored.sort_values(["_full", column], ascending=[False, False], kind="stable").drop(columns="_full")
@@ -139,8 +153,9 @@ def best_row(group: pd.DataFrame, column: str) -> dict | None:
 
 
 def seed_gains(group: pd.DataFrame) -> pd.Series:
-    """Per seed, the best paired gain among the method's trials at that seed."""
-    scored = group.dropna(subset=["gain"])
+    """Per seed, the best paired gain among the method's trials at that seed (trials whose
+    consistency never switched on do not count: `standing`)."""
+    scored = standing(group).dropna(subset=["gain"])
     return scored.groupby("seed")["gain"].max()
 
 
@@ -184,6 +199,7 @@ def summarise_methods(trials: pd.DataFrame, resources: dict, space_methods: list
             median_miou=float(evaluated["val_miou"].median()) if len(evaluated) else math.nan,
             gain=Interval(math.nan, math.nan, math.nan, 0) if method == SUPERVISED else method_gain(group),
             best=best_row(evaluated, column),
+            consistency_off=consistency_off(evaluated),
         ))
     return summaries
 

@@ -41,7 +41,8 @@ def methods_table(report: Report, console: Console):
     for m in report.methods:
         gain = Text("baseline", style="dim") if m.method == "supervised" else gain_text(m.gain)
         confirmed = Text("baseline", style="dim") if m.method == "supervised" else verdict(report.confirmed_for(m.method))
-        rows.append([m.method, m.searcher, f"{m.trials}", duration(m.compute_seconds), _num(m.best_miou), _num(m.median_miou), gain, confirmed])
+        trials = f"{m.trials}" + (f" ({m.consistency_off} off)" if m.consistency_off else "")
+        rows.append([m.method, m.searcher, trials, duration(m.compute_seconds), _num(m.best_miou), _num(m.median_miou), gain, confirmed])
     return fitted_table(title, columns, rows, console)
 
 
@@ -87,6 +88,9 @@ def render(report: Report, console: Console) -> Group:
         "gain: per seed the method's best trial minus supervised at that seed; mean and Student-t 95% interval across seeds.",
         f"compute: the workers' busy time (training, evaluation, checkpoints) × reserved {report.unit}s.",
     ]
+    if any(m.consistency_off for m in report.methods):
+        notes.append("off: UDA trials whose consistency never switched on (no pixel passed τ); they trained as supervised "
+                     "runs and do not stand for their policy, so gains and best configurations leave them out.")
     if not report.confirmed:
         notes.append(f"Validation gains are the winners of a noisy race; confirm them: udatune confirm {sweep.name} --top 3")
     parts += [Text(n, style="dim") for n in notes]

@@ -11,7 +11,7 @@ from udatune.augment.ops import OPS
 from udatune.augment.policy import AutoAugment, RandAugment, TrivialAugment, parse_policy
 from udatune.config import TrialConfig
 from udatune.tune.sample import SpaceSampler, make_searcher
-from udatune.tune.space import load_space, parse_space
+from udatune.tune.space import load_space, param_key, parse_space
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -19,10 +19,14 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 def check_overrides(overrides: dict, space) -> None:
     # Applies cleanly to a trial config, so the trial would start.
     TrialConfig().override(overrides)
-    assert 0.1 <= overrides["uda.lambda_u"] <= 10.0
-    assert 0.5 <= overrides["uda.tau"] <= 0.95
-    assert 0.2 <= overrides["uda.temperature"] <= 1.0
-    assert overrides["uda.tsa"] in ("none", "linear", "log", "exp")
+    for name, param in space.params.items():
+        value = overrides[param_key(name)]
+        if param.kind == "choice":
+            assert value in param.choices
+        elif param.kind == "fixed":
+            assert value == param.value
+        else:
+            assert param.low <= value <= param.high
     policy = parse_policy(overrides["uda.policy"])
     assert parse_policy(policy.to_string()) == policy  # the compact string round-trips
     if space.policy.family == "autoaugment":

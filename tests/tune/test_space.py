@@ -3,7 +3,7 @@
 import pytest
 
 from udatune.errors import ConfigError
-from udatune.tune.space import builtin_spaces, load_space, resolve_space
+from udatune.tune.space import builtin_spaces, load_space, parse_space, resolve_space
 
 GOOD = """
 method: mine
@@ -34,10 +34,13 @@ def write(tmp_path):
 def test_the_shipped_spaces_load_by_name():
     assert {"autoaugment", "randaugment", "trivialaugment"} <= set(builtin_spaces())
     aa, ra, ta = (load_space(n) for n in ("autoaugment", "randaugment", "trivialaugment"))
-    assert (aa.searcher, ra.searcher, ta.searcher) == ("optuna", "random", "random")
     assert aa.policy.family == "autoaugment" and aa.policy.subpolicies >= 1 and aa.policy.ops_per_subpolicy == 2
     assert aa.params["lambda_u"].log and aa.params["lambda_u"].low > 0
-    assert set(aa.params) == set(ra.params) == {"lambda_u", "tau", "temperature", "tsa"}
+    # Methods differ in their policy family only: one searcher, the same knobs, for every shipped space.
+    assert aa.knobs == ra.knobs == ta.knobs and aa.searcher == "optuna"
+    assert set(aa.params) == {"lambda_u", "tau", "temperature", "tsa", "ema_decay", "class_adaptive", "class_balance", "align"}
+    assert 0.0 in aa.params["tau"].choices  # thresholding off is a choice
+    assert aa.params["class_balance"].choices == (False, True)
     assert ra.policy.n.kind == "int" and ra.policy.m.high <= 10
 
 
@@ -125,3 +128,33 @@ def test_a_space_searches_the_encoder_learning_rate_multiplier(write):
         overrides = SpaceSampler(space)(study.ask())["overrides"]
         assert 0.05 <= overrides["train.encoder_lr_mult"] <= 0.5
         assert TrialConfig().override(overrides).train.encoder_lr_mult == overrides["train.encoder_lr_mult"]
+
+
+def test_methods_of_one_sweep_must_search_the_same_knobs(write):
+    from udatune.tune.space import check_comparable
+
+    narrow = write(GOOD.replace("mine", "narrow"), name="narrow.yaml")
+    with pytest.raises(ConfigError) as err:
+        check_comparable([load_space("randaugment"), load_space(str(narrow))])
+    message = str(err.value)
+    assert "randaugment" in message and str(narrow) in message and "policy family" in message and "--knobs default" in message
+    check_comparable([load_space("autoaugment"), load_space("randaugment"), load_space("trivialaugment")])
+
+
+def test_a_policy_only_space_holds_the_uda_knobs_at_the_default():
+    from udatune.tune.space import check_comparable
+
+    with_encoder = parse_space({"policy": {"family": "randaugment"}, "tau": [0.0, 0.8], "encoder_lr_mult": {"low": 0.1, "high": 1.0}})
+    assert set(with_encoder.policy_only().params) == {"encoder_lr_mult"}  # a training knob, not a UDA one
+    space = parse_space({"policy": {"family": "randaugment"}, "lambda_u": {"low": 0.3, "high": 3.0}, "tau": [0.0, 0.8]})
+    assert space.policy_only().params == {}
+    check_comparable([space.policy_only(), load_space("autoaugment").policy_only()])  # differ before, not after
+    with pytest.raises(ConfigError):
+        check_comparable([space, load_space("autoaugment")])
+
+
+@pytest.mark.parametrize("raw, words", [("class_balance: maybe", "true, false"), ("align: []", "true, false")])
+def test_flag_knobs_take_true_false_or_both(write, raw, words):
+    with pytest.raises(ConfigError) as err:
+        load_space(str(write(f"policy: {{family: trivialaugment}}\n{raw}\n")))
+    assert words in str(err.value) and raw.split(":")[0] in str(err.value)

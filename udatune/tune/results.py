@@ -32,12 +32,15 @@ BASELINES = (SUPERVISED, DEFAULT_UDA)
 FINAL = ("done", "stopped", "failed")  # ended by themselves: never run again
 ENDED = (*FINAL, "error")
 FAILURE = "failure"  # the key of a trial's last report when its training failed
+# A UDA trial whose mask ratio (share of unlabeled pixels passing τ) never reached this in any
+# report trained, in effect, without consistency: its score says nothing about its policy.
+CONSISTENCY_ON_ABOVE = 0.01
 STATE_FORMAT = 1  # of `SweepResults.to_state` (kept in trials.json: see store.py)
 
 COLUMNS = [
     "trial_id", "method", "seed", "policy", "policy_summary", "lambda_u", "tau", "temperature", "tsa",
     "model", "encoder", "encoder_weights", "encoder_weights_sha256", "encoder_lr_mult",
-    "step", "val_miou", "best_miou", "gain", "status", "loss", "loss_unsup", "mask_ratio",
+    "step", "val_miou", "best_miou", "gain", "status", "loss", "loss_unsup", "mask_ratio", "peak_mask_ratio", "consistency",
     "setup_seconds", "train_seconds", "eval_seconds", "checkpoint_seconds",
     "started_at", "process_started_at", "worker_started_at", "reported_at", "ended_at", "error_file", "reason",
 ]
@@ -66,6 +69,7 @@ class TrialRow:
     val_miou: float = math.nan
     best_miou: float = math.nan
     last: dict = field(default_factory=dict)  # the last reported metrics
+    peak_mask_ratio: float = math.nan  # the highest mask ratio of any report
     history: dict[int, float] = field(default_factory=dict)  # step -> val mIoU
     started_at: float = math.nan  # wall clock (driver) when Tune started the trial
     ended_at: float = math.nan  # ... and when it ended
@@ -76,6 +80,14 @@ class TrialRow:
     @property
     def final(self) -> bool:
         return self.status in FINAL
+
+    @property
+    def consistency(self) -> str:
+        """``on``, ``off`` (a UDA trial whose consistency never switched on: see
+        `CONSISTENCY_ON_ABOVE`), or ``""`` (supervised, or nothing reported yet)."""
+        if self.method == SUPERVISED or math.isnan(self.peak_mask_ratio):
+            return ""
+        return "on" if self.peak_mask_ratio > CONSISTENCY_ON_ABOVE else "off"
 
     @property
     def policy_summary(self) -> str:
@@ -131,6 +143,9 @@ class SweepResults:
         row.best_miou = float(metrics.get("best_miou", row.val_miou))
         row.history[row.step] = row.val_miou
         row.last = dict(metrics)
+        if "mask_ratio" in metrics and math.isfinite(float(metrics["mask_ratio"])):
+            ratio = float(metrics["mask_ratio"])
+            row.peak_mask_ratio = ratio if math.isnan(row.peak_mask_ratio) else max(row.peak_mask_ratio, ratio)
 
     def finished(self, trial_id: str, config: dict, error: bool = False, error_file: str | None = None, reason: str = "") -> None:
         row = self.add(trial_id, config)
@@ -190,7 +205,8 @@ class SweepResults:
                 "encoder_lr_mult": row.encoder_lr_mult, "step": row.step, "val_miou": row.val_miou,
                 "best_miou": row.best_miou, "gain": math.nan if gain is None else gain, "status": row.status,
                 "loss": last.get("loss", math.nan), "loss_unsup": last.get("loss_unsup", math.nan),
-                "mask_ratio": last.get("mask_ratio", math.nan),
+                "mask_ratio": last.get("mask_ratio", math.nan), "peak_mask_ratio": row.peak_mask_ratio,
+                "consistency": row.consistency,
                 "setup_seconds": last.get("setup_seconds", 0.0),
                 "train_seconds": last.get("train_seconds", 0.0), "eval_seconds": last.get("eval_seconds", 0.0),
                 "checkpoint_seconds": last.get("checkpoint_seconds", 0.0),

@@ -9,12 +9,19 @@ object and written in its compact string form, so a sampled policy is always one
 Both searcher kinds run the same function: ``optuna`` drives it with TPE, ``random`` with
 Optuna's `RandomSampler` — random search over exactly the same space, seeded, without a
 second sampling code path to keep in step.
+
+Every method's first trial is the sweep's default recipe expressed in the method's own
+parameters (`default_point`, handed to Tune as ``points_to_evaluate``): a search then starts
+where the default stands, and its best on val is never below the default's within its family.
+TPE's random start-up is sized to the method's share of the budget (`startup_trials`).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+from udatune.config import TrialConfig
 from udatune.tune.space import Param, PolicySpace, SearchSpace, param_key
 
 METRIC = "val_miou"
@@ -81,22 +88,108 @@ def sample_policy(trial: Any, space: PolicySpace) -> str:
     return policy.to_string()
 
 
-def make_searcher(space: SearchSpace, seed: int = 0, storage=None, define: SpaceSampler | None = None):
+def startup_trials(trials: int) -> int:
+    """TPE's random start-up for a method given ``trials`` (the default-recipe trial counted):
+    a third of them, at least 2 — TPE models good and bad regions from what it has seen, and
+    with fewer than two points it has nothing to split — and at most Optuna's usual 10."""
+    return max(2, min(10, math.ceil(trials / 3)))
+
+
+def sampling_note(space: SearchSpace, trials: int) -> str:
+    """How the method's trials are drawn, in words for the sweep's summary: a TPE budget that
+    never leaves its random start-up is random search, and the summary says so."""
+    if space.searcher != "optuna":
+        return f"{trials} trials: the default recipe, then random search"
+    startup = startup_trials(trials)
+    if trials <= startup:
+        return f"{trials} trials: the default recipe, then random (TPE would start after {startup}; this budget never leaves random sampling)"
+    return f"{trials} trials: the default recipe, random up to {startup}, then TPE"
+
+
+def default_point(space: SearchSpace, recipe: TrialConfig) -> dict[str, Any]:
+    """The values of the space's open parameters that make its trial the sweep's default
+    recipe (``recipe``: the base config, whose UDA section the default-UDA baseline runs), as
+    far as the family can express it: RandAugment takes the default's N and M; AutoAugment
+    gets sub-policies of distinct ops at probability 1 and the default's magnitude (a fixed
+    AutoAugment cannot draw from every op the way RandAugment does); a value outside the
+    space's range is moved to its nearest allowed value."""
+    from udatune.augment.policy import AutoAugment, parse_policy
+
+    values: dict[str, Any] = {}
+    for name, param in space.params.items():
+        section = recipe.train if param_key(name).startswith("train.") else recipe.uda
+        values[name] = getattr(section, name)
+    default = parse_policy(recipe.uda.policy)
+    magnitude = getattr(default, "m", 4)
+    policy = space.policy
+    if policy.family == "randaugment":
+        values.update(ra_n=getattr(default, "n", 2), ra_m=magnitude)
+    elif policy.family == "autoaugment":
+        given = default.subpolicies if isinstance(default, AutoAugment) else ()
+        shape_fits = len(given) == policy.subpolicies and all(len(sp) == policy.ops_per_subpolicy for sp in given)
+        slots = policy.subpolicies * policy.ops_per_subpolicy
+        for k in range(policy.subpolicies):
+            for j in range(policy.ops_per_subpolicy):
+                if shape_fits:
+                    op, probability, m = given[k][j]
+                else:  # ops spread evenly over the space's list, each applied at the default magnitude
+                    op, probability, m = policy.ops[(k * policy.ops_per_subpolicy + j) * len(policy.ops) // slots], 1.0, magnitude
+                values.update({f"sp{k}_op{j}": op, f"sp{k}_p{j}": probability, f"sp{k}_m{j}": m})
+    params = {**space.params, **_policy_params(policy)}
+    return {name: _nearest(params[name], value) for name, value in values.items() if name in params and _is_open(params[name])}
+
+
+def _policy_params(policy: PolicySpace) -> dict[str, Param]:
+    """The policy's Optuna parameters by name, as `sample_policy` asks for them."""
+    if policy.family == "randaugment":
+        return {"ra_n": policy.n, "ra_m": policy.m}
+    if policy.family != "autoaugment":
+        return {}
+    params: dict[str, Param] = {}
+    for k in range(policy.subpolicies):
+        for j in range(policy.ops_per_subpolicy):
+            params.update({f"sp{k}_op{j}": Param("choice", choices=policy.ops), f"sp{k}_p{j}": policy.probability,
+                           f"sp{k}_m{j}": policy.magnitude})
+    return params
+
+
+def _is_open(param: Param) -> bool:
+    """Whether `suggest` asks Optuna for this parameter (a fixed value or a single choice is not asked)."""
+    if param.kind == "fixed":
+        return False
+    if param.kind == "choice":
+        return len(param.choices) > 1
+    return param.low != param.high
+
+
+def _nearest(param: Param, value: Any) -> Any:
+    if param.kind == "choice":
+        if value in param.choices:
+            return value
+        numeric = [c for c in param.choices if isinstance(c, (int, float)) and not isinstance(c, bool)]
+        if numeric and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return min(numeric, key=lambda c: abs(c - value))
+        return param.choices[0]
+    clipped = min(max(value, param.low), param.high)
+    return int(round(clipped)) if param.kind == "int" else float(clipped)
+
+
+def make_searcher(space: SearchSpace, seed: int = 0, storage=None, define: SpaceSampler | None = None,
+                  trials: int = 0, first: dict[str, Any] | None = None):
     """Ray Tune's `OptunaSearch` over the space: TPE for ``optuna``, uniform for ``random``.
 
     ``storage``: an Optuna storage where the study (named after the space's method) is kept —
     the sweep folder's journal (store.optuna_storage), which `optuna-dashboard` opens; None
     keeps it in memory. ``define``: the define-by-run function to use (default: a new
-    `SpaceSampler`)."""
+    `SpaceSampler`). ``trials``: the method's share of the sweep (sizes TPE's start-up);
+    ``first``: the values of its first trial (`default_point`)."""
     import optuna
     from ray.tune.search.optuna import OptunaSearch
 
     sampler_seed = space.seed + seed
     if space.searcher == "optuna":
-        # A few random trials first, then TPE (Optuna's default start-up of 10 is longer than
-        # a small sweep).
-        sampler = optuna.samplers.TPESampler(seed=sampler_seed, n_startup_trials=4)
+        sampler = optuna.samplers.TPESampler(seed=sampler_seed, n_startup_trials=startup_trials(trials))
     else:
         sampler = optuna.samplers.RandomSampler(seed=sampler_seed)
     return OptunaSearch(space=define or SpaceSampler(space), metric=METRIC, mode=MODE, sampler=sampler,
-                        study_name=space.method, storage=storage)
+                        study_name=space.method, storage=storage, points_to_evaluate=[first] if first else None)

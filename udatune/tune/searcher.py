@@ -11,7 +11,8 @@ import pickle
 from ray.tune.search import Searcher
 
 from udatune.tune.results import FAILURE
-from udatune.tune.sample import METRIC, MODE, SpaceSampler, make_searcher
+from udatune.config import TrialConfig
+from udatune.tune.sample import METRIC, MODE, SpaceSampler, default_point, make_searcher
 from udatune.tune.settings import SweepSettings, baseline_configs, method_order
 
 
@@ -37,7 +38,7 @@ class SweepSearcher(PickledSearcher):
     CPUs, and the baselines, first in the queue, are the trials that get the first slots.
     """
 
-    def __init__(self, settings: SweepSettings, slots: int = 0, studies=None) -> None:
+    def __init__(self, settings: SweepSettings, slots: int = 0, studies=None, recipe: TrialConfig | None = None) -> None:
         super().__init__(metric=METRIC, mode=MODE)
         if settings.plan:
             self.queue: list[dict] = [dict(config) for config in settings.plan]
@@ -45,10 +46,18 @@ class SweepSearcher(PickledSearcher):
             self.queue = baseline_configs(settings) + [{"method": m, "seed": s} for m, s in method_order(settings)]
         # ``studies``: the Optuna storage that keeps each method's study (the sweep folder's
         # journal, store.optuna_storage); None keeps them in memory.
+        # ``recipe``: the sweep's base config, whose UDA settings the default-UDA baseline runs;
+        # each method's first trial is that recipe in the method's own terms (sample.default_point).
         storage = studies
+        recipe = recipe or TrialConfig()
+        shares = {space.method: 0 for space in settings.spaces}
+        for method, _ in method_order(settings):
+            shares[method] += 1
         self.defines = {space.method: SpaceSampler(space) for space in settings.spaces}
         self.searchers = {
-            space.method: make_searcher(space, settings.seed, storage, self.defines[space.method]) for space in settings.spaces
+            space.method: make_searcher(space, settings.seed, storage, self.defines[space.method], trials=shares[space.method],
+                                        first=default_point(space, recipe))
+            for space in settings.spaces
         }
         self.owner: dict[str, str] = {}  # trial id -> method (searched trials only)
         self.handed_out = 0

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from udatune.config import TrialConfig
 from udatune.errors import ConfigError
 from udatune.tune.results import DEFAULT_UDA, SUPERVISED
-from udatune.tune.space import SearchSpace
+from udatune.tune.space import SearchSpace, check_comparable
 from udatune.tune.trainable import TrialResources
 
 SCHEDULERS = ("asha", "fifo")
@@ -71,6 +71,7 @@ class SweepSettings:
         clash = sorted({m for m in methods if methods.count(m) > 1 or m in (SUPERVISED, DEFAULT_UDA)})
         if clash:
             raise ConfigError(f"Two spaces (or a space and a baseline) share the method name {clash[0]!r}; give each space file its own `method:`.")
+        check_comparable(self.spaces)
 
     @property
     def path(self) -> str:

@@ -12,16 +12,24 @@ and the searcher that samples them::
       ops: [Rotate, Color, ...]  # the ops a step may use (default: all)
       probability: {low: 0.0, high: 1.0}
       magnitude: {low: 0, high: 10}
-    lambda_u: {low: 0.1, high: 10.0, log: true}
-    tau: {low: 0.5, high: 0.95}
-    temperature: {low: 0.2, high: 1.0}
-    tsa: [none, linear, log, exp]
+    lambda_u: {low: 0.3, high: 3.0, log: true}
+    tau: [0.0, 0.5, 0.7, 0.8, 0.9]   # 0: no threshold
+    temperature: {low: 0.3, high: 1.0}
+    tsa: [none, log]
+    ema_decay: [0.0, 0.9, 0.99]      # the anti-collapse options: mean teacher ...
+    class_adaptive: [false, true]    # ... class-adaptive τ, class-balanced consistency,
+    class_balance: [false, true]
+    align: [false, true]             # ... distribution alignment
     encoder_lr_mult: {low: 0.01, high: 1.0, log: true}  # models with an encoder only
     trial: {uda.loss: kl}        # fixed overrides for every trial of this method (model.* too)
 
 A parameter is a range ``{low, high, log?}``, a list of choices, or one fixed value. Every
 mistake — an unknown op or key, an empty choice, ``low > high`` — is a `ConfigError` that names
 the file and the key.
+
+Everything but the policy — searcher, knobs, fixed overrides — is a space's `knobs`. Methods
+compared in one sweep must have the same knobs (`check_comparable`), so that a difference
+between two methods is their policy family's and not an unlucky draw of λ or TSA.
 """
 
 from __future__ import annotations
@@ -47,7 +55,10 @@ UDA_PARAMS: dict[str, tuple[float, float]] = {
     "lambda_u": (0.0, math.inf),
     "tau": (0.0, 1.0),
     "temperature": (1e-6, math.inf),
+    "ema_decay": (0.0, 0.9999),
 }
+# On/off UDA options a space may search: the remedies against thin classes collapsing.
+FLAG_PARAMS = ("class_adaptive", "class_balance", "align")
 # Training knobs a space may search (``train.<name>``): the encoder's learning-rate multiplier,
 # for models with a pretrained encoder.
 TRAIN_PARAMS: dict[str, tuple[float, float]] = {
@@ -119,7 +130,46 @@ class SearchSpace:
 
     def describe(self) -> str:
         knobs = ", ".join(f"{k}∈{p.describe()}" for k, p in self.params.items())
-        return f"{self.method} ({self.searcher}): {self.policy.describe()}; {knobs}"
+        return f"{self.method} ({self.searcher}): {self.policy.describe()}; {knobs or 'UDA knobs at the default'}"
+
+    @property
+    def knobs(self) -> tuple:
+        """Everything the space sets besides its policy family: what must match across the
+        methods of a sweep for their comparison to be about the policy family alone."""
+        return (self.searcher, tuple(sorted(self.params.items())), tuple(sorted((k, repr(v)) for k, v in self.trial.items())))
+
+    def policy_only(self) -> "SearchSpace":
+        """The same space with the UDA knobs held at the sweep's default recipe (``--knobs
+        default``): only the policy (and training knobs such as the encoder's rate) is searched."""
+        return SearchSpace(self.method, self.searcher, self.policy, {k: p for k, p in self.params.items() if k in TRAIN_PARAMS},
+                           self.trial, self.source, self.seed)
+
+
+def check_comparable(spaces: tuple[SearchSpace, ...] | list[SearchSpace]) -> None:
+    """Methods in one sweep differ in their policy family only: the same searcher, the same
+    knob ranges and the same fixed overrides. Otherwise a method could win by drawing a better
+    λ or TSA schedule, and the ranking would name the wrong cause."""
+    if len(spaces) < 2:
+        return
+    first = spaces[0]
+    for other in spaces[1:]:
+        if other.knobs == first.knobs:
+            continue
+        what = []
+        if other.searcher != first.searcher:
+            what.append(f"searcher {first.searcher} vs {other.searcher}")
+        for name in sorted(set(first.params) | set(other.params)):
+            a, b = first.params.get(name), other.params.get(name)
+            if a != b:
+                what.append(f"{name} {a.describe() if a else 'not searched'} vs {b.describe() if b else 'not searched'}")
+        if first.trial != other.trial:
+            what.append(f"trial: {first.trial} vs {other.trial}")
+        raise ConfigError(
+            f"Spaces {first.method} ({first.source}) and {other.method} ({other.source}) search different knobs "
+            f"({'; '.join(what)}), so their comparison would not isolate the policy family. Give every space file of a "
+            "sweep the same searcher, knob ranges and trial: section (copy them from a built-in space), "
+            "or hold the knobs at the default with --knobs default."
+        )
 
 
 # --- finding space files -----------------------------------------------------------------------
@@ -155,7 +205,8 @@ def load_space(spec: str | Path) -> SearchSpace:
 
 # --- validation --------------------------------------------------------------------------------
 
-TOP_KEYS = ("method", "searcher", "seed", "policy", "lambda_u", "tau", "temperature", "tsa", "encoder_lr_mult", "trial")
+TOP_KEYS = ("method", "searcher", "seed", "policy", "lambda_u", "tau", "temperature", "ema_decay", "tsa",
+            *FLAG_PARAMS, "encoder_lr_mult", "trial")
 POLICY_KEYS = {
     "autoaugment": ("family", "subpolicies", "ops_per_subpolicy", "ops", "probability", "magnitude"),
     "randaugment": ("family", "n", "m", "ops"),
@@ -226,6 +277,12 @@ class _Checker:
                 self.fail(key, f"{_show(v)} is not one of: {', '.join(allowed)}.")
         return Param("choice", choices=tuple(values)) if isinstance(raw, list) else Param("fixed", value=raw)
 
+    def flag(self, raw: Any, key: str) -> Param:
+        values = raw if isinstance(raw, list) else [raw]
+        if not values or any(not isinstance(v, bool) for v in values):
+            self.fail(key, f"must be true, false or [false, true], got {_show(raw)}.")
+        return Param("choice", choices=tuple(dict.fromkeys(values))) if isinstance(raw, list) else Param("fixed", value=raw)
+
 
 def _show(value: Any) -> str:
     return "nothing" if value is None else repr(value)
@@ -254,6 +311,9 @@ def parse_space(raw: Any, source: str = "space", default_method: str = "space") 
             params[name] = check.param(raw[name], name, bounds=bounds)
     if "tsa" in raw:
         params["tsa"] = check.choice(raw["tsa"], "tsa", TSA_SCHEDULES)
+    for name in FLAG_PARAMS:
+        if name in raw:
+            params[name] = check.flag(raw[name], name)
     trial = _trial_overrides(check, raw.get("trial", {}))
     return SearchSpace(method.strip(), searcher, policy, params, trial, source, seed)
 

@@ -44,7 +44,10 @@ OUTCOME = "outcome.json"
 CONFIRM = "confirm"
 CONFIRM_MANIFEST = "confirm.json"
 OPTUNA_JOURNAL = "optuna.journal"
-TEXT_COLUMNS = ("trial_id", "method", "policy", "policy_summary", "tsa", "status", "error_file", "reason")
+TEXT_COLUMNS = ("trial_id", "method", "policy", "policy_summary", "tsa", "status", "error_file", "reason", "consistency")
+# Columns added to the trial table after format 1 (with what an older table stands for):
+# sweeps written before them are read as not knowing.
+LATER_COLUMNS = {"peak_mask_ratio": float("nan"), "consistency": ""}
 
 
 # --- records ------------------------------------------------------------------------------------
@@ -293,6 +296,9 @@ def _checked(frame):
     """A table that lacks the columns every reader needs is a damaged one (e.g. cut short)."""
     from udatune.tune.results import COLUMNS
 
+    for column, unknown in LATER_COLUMNS.items():
+        if column not in frame.columns:
+            frame = frame.assign(**{column: unknown})
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"missing columns {', '.join(missing[:4])}{'…' if len(missing) > 4 else ''}")

@@ -88,7 +88,8 @@ def run_sweep(
     tuner = tune.Tuner(
         make_trainable(settings, base_config),
         tune_config=tune.TuneConfig(
-            search_alg=SweepSearcher(settings, slots=0 if settings.max_concurrent else fits, studies=store.optuna_storage(settings.path)),
+            search_alg=SweepSearcher(settings, slots=0 if settings.max_concurrent else fits, studies=store.optuna_storage(settings.path),
+                                     recipe=base),
             scheduler=make_scheduler(settings, board_name(settings)),
             num_samples=settings.total_trials,
             max_concurrent_trials=max_concurrent,

@@ -1,0 +1,72 @@
+"""The sweep's searcher: each searched method starts from the default recipe, in its own terms."""
+
+import optuna
+import pytest
+
+from udatune.augment.policy import AutoAugment, parse_policy
+from udatune.config import TrialConfig
+from udatune.tune.sample import default_point, sampling_note, startup_trials
+from udatune.tune.searcher import SweepSearcher
+from udatune.tune.settings import SweepSettings
+from udatune.tune.space import load_space, parse_space
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+KNOBS = ("uda.lambda_u", "uda.tau", "uda.temperature", "uda.tsa", "uda.ema_decay", "uda.class_adaptive", "uda.class_balance", "uda.align")
+
+
+def first_trials(spaces, recipe: TrialConfig, trials: int = 6) -> dict[str, dict]:
+    settings = SweepSettings(spaces=tuple(spaces), name="s", storage="/tmp", trials=trials)
+    searcher = SweepSearcher(settings, recipe=recipe)
+    firsts = {}
+    for i in range(settings.total_trials):
+        config = searcher.suggest(f"t{i}")
+        if config["method"] in firsts or "overrides" not in config or config["method"] in ("supervised", "uda-default"):
+            continue
+        firsts[config["method"]] = config["overrides"]
+    return firsts
+
+
+def test_each_searched_methods_first_trial_is_the_default_recipe():
+    recipe = TrialConfig()
+    spaces = [load_space(n) for n in ("autoaugment", "randaugment", "trivialaugment")]
+    firsts = first_trials(spaces, recipe)
+    assert set(firsts) == {"autoaugment", "randaugment", "trivialaugment"}
+    for overrides in firsts.values():
+        for key in KNOBS:
+            section, name = key.split(".")
+            assert overrides[key] == getattr(getattr(recipe, section), name), key
+    assert firsts["randaugment"]["uda.policy"] == recipe.uda.policy  # exactly the default, randaugment:2,4
+    aa = parse_policy(firsts["autoaugment"]["uda.policy"])
+    assert isinstance(aa, AutoAugment)
+    steps = [step for sub in aa.subpolicies for step in sub]
+    assert all(p == 1.0 and m == 4 for _, p, m in steps) and len({op for op, _, _ in steps}) == len(steps)
+    assert firsts["trivialaugment"]["uda.policy"].startswith("trivialaugment")
+
+
+def test_the_first_trial_follows_the_sweeps_own_recipe_and_stays_inside_the_space():
+    recipe = TrialConfig().override({"uda.lambda_u": 2.0, "uda.tau": 0.65, "uda.policy": "randaugment:1,7"})
+    space = parse_space({"policy": {"family": "randaugment", "n": {"low": 2, "high": 3}, "m": {"low": 1, "high": 10}},
+                         "lambda_u": {"low": 0.3, "high": 3.0}, "tau": [0.0, 0.7, 0.9]}, default_method="ra")
+    point = default_point(space, recipe)
+    assert point == {"lambda_u": 2.0, "tau": 0.7, "ra_n": 2, "ra_m": 7}  # τ and N moved to the nearest allowed value
+    assert first_trials([space], recipe, trials=2)["ra"]["uda.policy"] == "randaugment:2,7"
+
+
+def test_later_trials_are_sampled():
+    settings = SweepSettings(spaces=(load_space("randaugment"),), name="s", storage="/tmp", trials=3, baselines=False)
+    searcher = SweepSearcher(settings)
+    policies = [searcher.suggest(f"t{i}")["overrides"] for i in range(3)]
+    assert policies[0]["uda.policy"] == "randaugment:2,4"
+    assert any(p != policies[0] for p in policies[1:])
+
+
+@pytest.mark.parametrize("trials, startup", [(1, 2), (2, 2), (6, 2), (7, 3), (12, 4), (30, 10), (100, 10)])
+def test_tpe_start_up_is_sized_to_the_methods_budget(trials, startup):
+    assert startup_trials(trials) == startup
+
+
+def test_the_summary_says_when_a_budget_never_leaves_random_sampling():
+    space = load_space("autoaugment")
+    assert "never leaves random sampling" in sampling_note(space, 2)
+    assert "then TPE" in sampling_note(space, 12)
