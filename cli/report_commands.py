@@ -69,7 +69,7 @@ def report(
 @app.command()
 def confirm(
     name: str = typer.Argument(..., help="Sweep name or folder."),
-    top: int = typer.Option(3, help="How many of the best distinct configurations to re-run."),
+    top: int = typer.Option(3, help="How many of the best distinct configurations to re-run (the default UDA recipe is re-run too)."),
     seeds: str = typer.Option(",".join(map(str, (100, 101, 102))), help="Fresh training seeds, comma-separated (none the search used)."),
     storage: str = typer.Option("runs/sweeps", help=STORAGE_HELP),
     force: bool = typer.Option(False, "--force", help="Replace an earlier confirmation of this sweep."),
@@ -80,31 +80,50 @@ def confirm(
     address: Optional[str] = typer.Option(None, help="Ray cluster: auto, host:port or ray://host:port. Unset: RAY_ADDRESS, else a private local Ray."),
     num_cpus: Optional[int] = typer.Option(None, help="CPUs of the local Ray (default: all cores)."),
 ) -> None:
-    """Re-run the top configurations and the baseline with fresh seeds; score them on the test split."""
+    """Re-run the top configurations, the default UDA recipe and the baseline with fresh seeds; score them on the test split."""
+    from udatune.errors import ConfigError
+    from udatune.reports import confirm as confirming
+    from udatune.tune.trainable import TrialResources
+
+    seed_list = parse_seeds(seeds, "--seeds")
+    sweep = _load(name, storage)
+    settings = confirming.ConfirmSettings(top, seed_list, TrialResources(workers_per_trial, cpus_per_trial, gpus_per_trial), max_concurrent)
+    settings.check(sweep)
+    if confirming.exists(sweep) and not force:
+        raise ConfigError(f"Sweep {sweep.name!r} was confirmed before ({confirming.confirm_path(sweep)}); `udatune report {sweep.name}` shows it, or pass --force to run it again.")
+    run_confirmation(name, storage, settings, address, num_cpus, Console(), force=force)
+
+
+def parse_seeds(text: str, option: str) -> tuple[int, ...]:
+    from udatune.errors import ConfigError
+
+    try:
+        return tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise ConfigError(f"{option} {text!r} must be comma-separated integers, e.g. 100,101,102.") from None
+
+
+def run_confirmation(name: str, storage: str, settings, address: str | None, num_cpus: int | None, console: Console,
+                     force: bool = False) -> None:
+    """Re-run the sweep's top configurations and its default recipe with the supervised
+    baseline on fresh seeds (`udatune confirm`, and `udatune search --confirm K` after its
+    search), then print the confirmed table and the verdict. ``settings`` is checked."""
     from udatune.cli.search_command import run_with_view
     from udatune.config import TrialConfig
     from udatune.data.registry import build_data
     from udatune.errors import ConfigError
     from udatune.reports import confirm as confirming
     from udatune.reports.report import build_report
-    from udatune.reports.terminal import confirmed_table
+    from udatune.reports.terminal import confirmed_table, verdict_line
     from udatune.tune import store
     from udatune.tune import sweep as sweeps
     from udatune.tune.cluster import check_reachable, resolve_address
-    from udatune.tune.trainable import TrialResources
 
-    try:
-        seed_list = tuple(int(s) for s in seeds.split(",") if s.strip())
-    except ValueError:
-        raise ConfigError(f"--seeds {seeds!r} must be comma-separated integers, e.g. 100,101,102.") from None
     sweep = _load(name, storage)
-    settings = confirming.ConfirmSettings(top, seed_list, TrialResources(workers_per_trial, cpus_per_trial, gpus_per_trial), max_concurrent)
-    settings.check(sweep)
-    if confirming.exists(sweep) and not force:
-        raise ConfigError(f"Sweep {sweep.name!r} was confirmed before ({confirming.confirm_path(sweep)}); `udatune report {sweep.name}` shows it, or pass --force to run it again.")
-    candidates = confirming.rank_candidates(sweep, top)
+    candidates = confirming.rank_candidates(sweep, settings.top, with_default=True)
     if not candidates:
-        raise ConfigError(f"Sweep {sweep.name!r} has no UDA trial with a result yet; nothing to confirm.")
+        raise ConfigError(f"Sweep {sweep.name!r} has no UDA trial with a result yet (trials whose consistency never switched on "
+                          "do not count); nothing to confirm.")
     target = resolve_address(address)
     if target is not None:
         check_reachable(target)
@@ -115,11 +134,12 @@ def confirm(
     if force and confirming.exists(sweep):
         confirming.remove(sweep)
 
-    console = Console()
+    seed_list = settings.seeds
     console.print(f"[bold]udatune confirm[/] {sweep.name}: {len(candidates)} configurations + supervised × seeds "
                   f"{','.join(map(str, seed_list))} = {(len(candidates) + 1) * len(seed_list)} trials, {sweep.max_steps} steps each, test split at the end")
     for c in candidates:
-        console.print(f"  {c.name}: {c.method} trial {c.source_trial} (score {c.score:+.4f})")
+        origin = f"trial {c.source_trial} (score {c.score:+.4f})" if c.source_trial else "not run by the search"
+        console.print(f"  {c.name}: {c.method} {origin}{', the default recipe' if c.default_recipe else ''}")
     sweep_settings = confirming.confirmation_sweep(sweep, candidates, settings)
     base = TrialConfig.from_dict(sweep.base_config, source=f"{sweep.path}/sweep.json")
 
@@ -134,6 +154,9 @@ def confirm(
     if result.confirmed:
         console.print(confirmed_table(result, console))
     console.print(f"the report shows them: udatune report {sweep.name}")
+    line = verdict_line(result)
+    if line is not None:
+        console.print(line)
 
 
 @app.command("export-policy")

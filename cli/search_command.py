@@ -72,6 +72,8 @@ def search(
     encoder: Optional[str] = typer.Option(None, help=ENCODER_HELP),
     encoder_weights: Optional[str] = typer.Option(None, help=ENCODER_WEIGHTS_HELP + " Fetched once, here, before trials start."),
     set_: list[str] = typer.Option([], "--set", help="Any base setting as section.key=value, e.g. train.eval_every=50."),
+    confirm: int = typer.Option(0, "--confirm", help="After the search, re-run its top K recipes, the default UDA recipe and supervised on fresh seeds (--confirm-seeds), score them on the test split and say which recipe to train with; 0: no confirmation (`udatune confirm` does it later)."),
+    confirm_seeds: str = typer.Option("100,101,102", help="Fresh training seeds for --confirm, comma-separated (none of --seeds)."),
     resume: bool = typer.Option(False, "--resume", help="Resume the sweep --name in --storage, as `udatune resume NAME` does; the sweep's own settings are used, other options are ignored."),
 ) -> None:
     """Search augmentation policies and UDA settings with Ray Tune; each trial is a Ray Train job."""
@@ -125,6 +127,15 @@ def search(
         seed_list = tuple(int(s) for s in seeds.split(",") if s.strip())
     except ValueError:
         raise ConfigError(f"--seeds {seeds!r} must be comma-separated integers, e.g. 0,1,2.") from None
+    confirming = None
+    if confirm < 0:
+        raise ConfigError(f"--confirm must be ≥ 0 (0: no confirmation), got {confirm}.")
+    if confirm:
+        from udatune.cli.report_commands import parse_seeds
+        from udatune.reports.confirm import ConfirmSettings
+
+        confirming = ConfirmSettings(confirm, parse_seeds(confirm_seeds, "--confirm-seeds"), resources, max_concurrent)
+        confirming.check_seeds(set(seed_list), "--confirm", "--confirm-seeds")
     if name is not None:
         check_sweep_name(name)
     check_writable_folder(storage, "--storage", "the folder where sweeps are kept")
@@ -163,6 +174,11 @@ def search(
         console, settings, storage, address, num_cpus,
         lambda cluster, listener: sweeps.run_sweep(settings, cfg, data.fingerprint(), cluster, listener=listener),
     )
+    if confirming is not None:
+        from udatune.cli.report_commands import run_confirmation
+
+        console.print()
+        run_confirmation(settings.path, storage, confirming, address, num_cpus, console)
 
 
 def prepare_space_model(base: TrialConfig, space):

@@ -23,7 +23,8 @@ from udatune.errors import ConfigError
 from udatune.reports.load import Sweep
 from udatune.reports.stats import rank_trials, score_column
 from udatune.tune import store
-from udatune.tune.results import SUPERVISED
+from udatune.config import TrialConfig
+from udatune.tune.results import DEFAULT_UDA, SUPERVISED
 from udatune.tune.trainable import TrialResources
 
 DEFAULT_SEEDS = (100, 101, 102)
@@ -39,6 +40,7 @@ class Candidate:
     overrides: dict  # the dotted TrialConfig overrides it ran with
     score: float  # what ranked it: paired val gain (or val mIoU without baselines)
     seed: int  # the seed it had in the search
+    default_recipe: bool = False  # the sweep's default UDA recipe (whichever trial ran it)
 
 
 @dataclass(frozen=True)
@@ -49,11 +51,16 @@ class ConfirmSettings:
     max_concurrent: int = 0  # 0: as many as fit, plus one queued (as in `run_sweep`)
 
     def check(self, sweep: Sweep) -> None:
-        used = sorted(set(int(s) for s in sweep.trials["seed"]) & set(self.seeds))
+        self.check_seeds(set(int(s) for s in sweep.trials["seed"]))
+
+    def check_seeds(self, searched: set[int], top: str = "--top", seeds: str = "--seeds") -> None:
+        """``searched``: the seeds the search used (`udatune search --confirm` checks before it
+        starts, naming its own options ``top`` and ``seeds``)."""
+        used = sorted(searched & set(self.seeds))
         problems = [
-            (self.top < 1, f"--top must be ≥ 1, got {self.top}"),
-            (not self.seeds, "--seeds needs at least one seed"),
-            (len(set(self.seeds)) != len(self.seeds), f"--seeds repeats a seed: {','.join(map(str, self.seeds))}"),
+            (self.top < 1, f"{top} must be ≥ 1, got {self.top}"),
+            (not self.seeds, f"{seeds} needs at least one seed"),
+            (len(set(self.seeds)) != len(self.seeds), f"{seeds} repeats a seed: {','.join(map(str, self.seeds))}"),
             (bool(used), f"seed {','.join(map(str, used))} was used by the search; confirmation needs fresh seeds"),
             (self.max_concurrent < 0, f"--max-concurrent must be ≥ 0, got {self.max_concurrent}"),
         ]
@@ -71,21 +78,42 @@ def row_overrides(row: dict) -> dict:
     return overrides
 
 
-def rank_candidates(sweep: Sweep, top: int) -> list[Candidate]:
+def recipe_key(sweep: Sweep, overrides: dict) -> str:
+    """What a configuration trains, whatever the trial: the sweep's base config with the
+    overrides applied, seed left out. Two trials with the same key are one recipe (the default
+    recipe run as the uda-default baseline and as a method's first trial, say)."""
+    config = TrialConfig.from_dict(sweep.base_config, source=f"{sweep.path}/sweep.json").override(overrides).to_dict()
+    config.get("train", {}).pop("seed", None)
+    return json.dumps(config, sort_keys=True, default=str)
+
+
+def rank_candidates(sweep: Sweep, top: int, with_default: bool = False) -> list[Candidate]:
     """The ``top`` best distinct non-supervised configurations: trials that ran their full
-    budget first (an early-stopped trial's score is from fewer steps), then by score."""
+    budget first (an early-stopped trial's score is from fewer steps), then by score.
+    ``with_default``: the default UDA recipe is re-run too — the yardstick a searched recipe
+    must beat — added after the ``top`` when it is not among them."""
     trials = sweep.trials
     column = score_column(trials)
+    default_key = recipe_key(sweep, {"uda.mode": "uda"})
     chosen, seen = [], set()
-    for row in rank_trials(trials[trials["method"] != SUPERVISED], column, full_budget_first=True).to_dict("records"):
+    ranked = rank_trials(trials[trials["method"] != SUPERVISED], column, full_budget_first=True).to_dict("records")
+    for row in ranked:
         overrides = sweep.config(row["trial_id"]).get("overrides") or row_overrides(row)
-        key = json.dumps(overrides, sort_keys=True)
+        key = recipe_key(sweep, overrides)
         if key in seen:
             continue
         seen.add(key)
-        chosen.append(Candidate(f"c{len(chosen) + 1}", row["method"], row["trial_id"], overrides, float(row[column]), int(row["seed"])))
+        chosen.append(Candidate(f"c{len(chosen) + 1}", row["method"], row["trial_id"], overrides, float(row[column]),
+                                int(row["seed"]), default_recipe=key == default_key))
         if len(chosen) == top:
             break
+    if with_default and not any(c.default_recipe for c in chosen):
+        # The yardstick is re-run even when it scored badly in the search (its consistency
+        # never switched on, say): which of its baseline trials is named is only a label.
+        defaults = trials[trials["method"] == DEFAULT_UDA].dropna(subset=[column]).sort_values(column, ascending=False)
+        row = defaults.iloc[0].to_dict() if len(defaults) else None
+        chosen.append(Candidate(f"c{len(chosen) + 1}", DEFAULT_UDA, row["trial_id"] if row else "", {"uda.mode": "uda"},
+                                float(row[column]) if row else math.nan, int(row["seed"]) if row else 0, default_recipe=True))
     return chosen
 
 
@@ -95,7 +123,8 @@ def confirm_plan(candidates: list[Candidate], seeds: tuple[int, ...]) -> list[di
     for seed in seeds:
         plan.append({"method": SUPERVISED, "seed": seed, "overrides": {"uda.mode": "supervised"}, "candidate": "baseline", "source_trial": ""})
         for c in candidates:
-            plan.append({"method": c.method, "seed": seed, "overrides": dict(c.overrides), "candidate": c.name, "source_trial": c.source_trial})
+            plan.append({"method": c.method, "seed": seed, "overrides": dict(c.overrides), "candidate": c.name,
+                         "source_trial": c.source_trial, "default_recipe": c.default_recipe})
     return [{**config, "index": i} for i, config in enumerate(plan)]
 
 

@@ -13,8 +13,10 @@ from udatune.reports.load import Sweep
 from udatune.reports.stats import (
     ConfirmedGain,
     MethodSummary,
+    Verdict,
     best_row,
     compute_unit,
+    confirmation_verdict,
     confirmed_gains,
     display_order,
     score_column,
@@ -34,6 +36,11 @@ class Report:
     @property
     def counts(self) -> dict[str, int]:
         return self.sweep.trials["status"].value_counts().to_dict()
+
+    @property
+    def verdict(self) -> Verdict | None:
+        """What the confirmation says to train with (None before one has run)."""
+        return confirmation_verdict(self.confirmed)
 
     def confirmed_for(self, method: str) -> ConfirmedGain | None:
         """The method's best re-run configuration (by mean confirmed gain), if any."""

@@ -15,7 +15,7 @@ search promises, and an optimistic one (the winner of a noisy race on the valida
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -230,6 +230,8 @@ class ConfirmedGain:
     gain: Interval
     score: Interval  # its own mIoU on that split
     row: dict  # policy, λ, τ, T of the configuration
+    default_recipe: bool = False  # the sweep's default UDA recipe
+    scores: dict = field(default_factory=dict)  # seed -> its score on that seed
 
     @property
     def confirmed(self) -> bool:
@@ -249,8 +251,55 @@ def confirmed_gains(confirm: pd.DataFrame) -> list[ConfirmedGain]:
         out.append(ConfirmedGain(
             candidate=str(candidate), method=str(first["method"]), source_trial=str(first["source_trial"]),
             split=str(first["split"]), gain=mean_interval(gains), score=mean_interval(group["score"]), row=first,
+            default_recipe=bool(first.get("default_recipe", False)),
+            scores={int(seed): float(score) for seed, score in zip(group["seed"], group["score"])},
         ))
     return sorted(out, key=lambda c: _candidate_number(c.candidate))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the confirmation says a user should train with: the search's top recipe (c1) on
+    fresh seeds, against supervised and against the default UDA recipe, both paired per seed."""
+
+    best: ConfirmedGain
+    default: ConfirmedGain | None  # None when the default recipe was not re-run
+    versus_default: Interval  # best minus default per seed (n = 0 when best is the default)
+
+    @property
+    def beats_default(self) -> bool:
+        return self.versus_default.excludes_zero and self.versus_default.mean > 0
+
+    def line(self) -> str:
+        best, n = self.best, self.best.gain.n
+        where = f"{n} fresh seed{'s' if n != 1 else ''}, {best.split} split" + (" (no test split)" if best.split == "val" else "")
+        name = f"{best.candidate} ({best.method}{', the default recipe' if best.default_recipe else ''})"
+        text = f"Best recipe {name}: {best.gain.describe()} mIoU over supervised on {where}"
+        if not best.default_recipe and self.default is not None:
+            text += f"; against default UDA: {self.versus_default.describe()}"
+        if not best.confirmed:
+            return text + ". Not confirmed: its gain over supervised is inside the noise."
+        if best.default_recipe:
+            return text + ". The search's best is the default recipe: train with it."
+        if self.default is None:
+            return text + "."
+        if self.beats_default:
+            return text + ". The search beat the default: train with this recipe."
+        if self.versus_default.excludes_zero:
+            return text + ". It is worse than the default recipe: train with the default."
+        return text + ". The search did not beat the default (the difference is inside the noise): the default recipe is the simpler choice."
+
+
+def confirmation_verdict(gains: list[ConfirmedGain]) -> Verdict | None:
+    """The verdict of a confirmation (None before one has run)."""
+    if not gains:
+        return None
+    best = gains[0]
+    default = next((g for g in gains if g.default_recipe), None)
+    if default is None or default is best:
+        return Verdict(best, default, Interval(math.nan, math.nan, math.nan, 0))
+    seeds = sorted(set(best.scores) & set(default.scores))
+    return Verdict(best, default, mean_interval([best.scores[s] - default.scores[s] for s in seeds]))
 
 
 def _candidate_number(candidate: str) -> int:

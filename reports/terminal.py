@@ -67,10 +67,20 @@ def confirmed_table(report: Report, console: Console | None = None):
     columns = [Column("#", whole=True), Column("method", whole=True), Column("from trial", whole=True, drop=2), Column("policy", drop=4),
                Column("λ / τ / T", whole=True, drop=1), Column("seeds", whole=True, drop=3), Column(f"{split} mIoU", whole=True, drop=6),
                Column("gain [95% CI]", whole=True), Column("verdict", whole=True, drop=5)]
-    rows = [[c.candidate, c.method, c.source_trial, policy_text(c.row), knobs(c.row), str(c.gain.n), _num(c.score.mean),
-             gain_text(c.gain), Text("confirmed" if c.confirmed else "not confirmed", style="green" if c.confirmed else "yellow")]
+    rows = [[c.candidate + (" (default)" if c.default_recipe else ""), c.method, c.source_trial or "—", policy_text(c.row), knobs(c.row),
+             str(c.gain.n), _num(c.score.mean), gain_text(c.gain),
+             Text("confirmed" if c.confirmed else "not confirmed", style="green" if c.confirmed else "yellow")]
             for c in report.confirmed]
     return fitted_table(f"confirmed: top configurations re-run with fresh seeds, scored on the {split} split", columns, rows, console)
+
+
+def verdict_line(report: Report) -> Text | None:
+    """The one line a user acts on (None before a confirmation has run)."""
+    found = report.verdict
+    if found is None:
+        return None
+    good = found.best.confirmed and (found.best.default_recipe or found.beats_default)
+    return Text(found.line(), style="bold green" if good else "bold yellow")
 
 
 def render(report: Report, console: Console) -> Group:
@@ -79,11 +89,10 @@ def render(report: Report, console: Console) -> Group:
     parts = [
         Text.assemble(("udatune report ", "bold"), (sweep.name, "bold cyan"), f"  {len(sweep.trials)} trials ({counts})"),
         Text(f"{sweep.model_line}; rows from {sweep.source}; folder {sweep.path}", style="dim"),
-        methods_table(report, console),
-        best_table(report, console),
     ]
-    if report.confirmed:
+    if report.confirmed:  # the confirmed numbers lead: they are the ones to act on
         parts.append(confirmed_table(report, console))
+    parts += [methods_table(report, console), best_table(report, console)]
     notes = [
         "gain: per seed the method's best trial minus supervised at that seed; mean and Student-t 95% interval across seeds.",
         f"compute: the workers' busy time (training, evaluation, checkpoints) × reserved {report.unit}s.",
@@ -94,6 +103,9 @@ def render(report: Report, console: Console) -> Group:
     if not report.confirmed:
         notes.append(f"Validation gains are the winners of a noisy race; confirm them: udatune confirm {sweep.name} --top 3")
     parts += [Text(n, style="dim") for n in notes]
+    line = verdict_line(report)
+    if line is not None:  # the conclusion, last
+        parts.append(line)
     return Group(*parts)
 
 

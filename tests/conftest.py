@@ -147,18 +147,22 @@ class SweepWriter:
         self.write(path, trials)
         return path
 
-    def confirmation(self, path: Path) -> None:
+    def confirmation(self, path: Path, default: tuple[float, float, float] | None = None) -> None:
         """`udatune confirm` re-runs: supervised test 0.50/0.51/0.52 on seeds 100-102; c1 (trial
-        aa4) gains 0.04, 0.03, 0.05 (confirmed: ±0.024843); c2 (ra0) gains -0.01, 0.02, 0.00."""
+        aa4) gains 0.04, 0.03, 0.05 (confirmed: ±0.024843); c2 (ra0) gains -0.01, 0.02, 0.00;
+        with ``default``, c3 is the default recipe (trial def2) with these test scores."""
         from udatune.tune import store
 
         plan = [("baseline", "supervised", "", {"uda.mode": "supervised"}, (0.50, 0.51, 0.52)),
                 ("c1", "autoaugment", "aa4", self.uda('autoaugment:[[["Rotate",0.9,2],["Solarize",0.1,9]]]', 0.8, 0.65, 0.5), (0.54, 0.54, 0.57)),
                 ("c2", "randaugment", "ra0", self.uda("randaugment:2,9", 1.5, 0.8, 0.4), (0.49, 0.53, 0.52))]
+        if default is not None:
+            plan.append(("c3", "uda-default", "def2", {"uda.mode": "uda"}, default))
         trials, index = [], 0
         for s, seed in enumerate((100, 101, 102)):
             for candidate, method, source, overrides, tests in plan:
-                config = {"method": method, "seed": seed, "overrides": overrides, "candidate": candidate, "source_trial": source, "index": index}
+                config = {"method": method, "seed": seed, "overrides": overrides, "candidate": candidate, "source_trial": source,
+                          "index": index, "default_recipe": candidate == "c3"}
                 trials.append((f"cf{index}", config, {100: tests[s] - 0.01}, "TERMINATED", {"test_miou": tests[s]}))
                 index += 1
         self.write(Path(store.confirm_path(str(path))), trials)

@@ -118,15 +118,24 @@ def test_a_real_sweep_reports_with_predictions_and_exports_a_loadable_pipeline(t
 
 
 @pytest.mark.slow
-def test_confirm_reruns_the_winner_and_the_baseline_on_fresh_seeds_and_scores_test(tiny_sweep, capsys, monkeypatch):
-    monkeypatch.setenv("UDATUNE_CACHE", str(tiny_sweep.parent.parent / "synthetic-cache"))
+def test_search_with_confirm_reruns_the_winner_the_default_and_the_baseline_and_ends_with_a_verdict(tmp_path, capsys, monkeypatch):
+    # `udatune confirm` runs the same function (run_confirmation) on an existing sweep.
+    monkeypatch.setenv("UDATUNE_CACHE", str(tmp_path / "synthetic-cache"))
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    assert main(["confirm", "tiny", "--storage", str(tiny_sweep), "--top", "1", "--seeds", "100", "--num-cpus", "2"]) == 0
-    confirm = load_sweep(str(tiny_sweep / "tiny")).confirm
+    assert main(["search", "--space", "randaugment", "--trials", "1", "--seeds", "0", "--scheduler", "fifo", "--storage", str(tmp_path),
+                 "--name", "tiny", "--confirm", "1", "--confirm-seeds", "100", *TINY]) == 0
+    confirm = load_sweep(str(tmp_path / "tiny")).confirm
+    # The randaugment trial is the default recipe (its first trial), the same recipe as the
+    # uda-default baseline: one candidate, re-run once, marked as the default. (At 4 steps no
+    # pixel passes τ: the search's trials are 'consistency off', and the default is re-run anyway.)
     assert sorted(confirm["candidate"]) == ["baseline", "c1"] and set(confirm["seed"]) == {100}
+    assert confirm.loc[confirm["candidate"] == "c1", "default_recipe"].all()
     assert set(confirm["status"]) == {"done"} and set(confirm["split"]) == {"test"}
     assert confirm["test_miou"].between(0, 1).all()
-    assert "scored on the test split" in capsys.readouterr().out.replace("\n", " ")
+    out = capsys.readouterr().out
+    assert "scored on the test split" in out.replace("\n", " ")
+    verdict = " ".join(out[out.rindex("Best recipe c1"):].split())
+    assert "the default recipe" in verdict and "on 1 fresh seed, test split" in verdict and verdict.endswith("inside the noise.")
 
 
 def test_report_without_a_name_reads_the_newest_sweep(sweep_writer, tmp_path, capsys):

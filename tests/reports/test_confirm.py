@@ -49,3 +49,23 @@ def test_the_plan_pairs_every_candidate_with_a_baseline_per_seed(sweep_writer):
 def test_bad_settings_are_rejected(sweep_writer, settings, needle):
     with pytest.raises(ConfigError, match=needle):
         settings.check(load_sweep(str(sweep_writer.finished())))
+
+
+def test_the_default_recipe_is_rerun_with_the_top_ones(sweep_writer):
+    sweep = load_sweep(str(sweep_writer.finished()))
+    ranked = rank_candidates(sweep, 1, with_default=True)
+    assert [(c.name, c.method, c.default_recipe) for c in ranked] == [("c1", "autoaugment", False), ("c2", "uda-default", True)]
+    assert ranked[1].source_trial == "def2" and ranked[1].overrides == {"uda.mode": "uda"}
+    plan = confirm_plan(ranked, (100,))
+    assert [p.get("default_recipe", False) for p in plan] == [False, False, True]
+
+
+def test_one_recipe_run_by_two_trials_is_one_candidate(sweep_writer):
+    from udatune.config import TrialConfig
+    from udatune.reports.confirm import recipe_key
+
+    sweep = load_sweep(str(sweep_writer.finished()))
+    uda = TrialConfig.from_dict(sweep.base_config).uda
+    spelled_out = {"uda.mode": "uda", "uda.policy": uda.policy, "uda.lambda_u": uda.lambda_u, "uda.tau": uda.tau}
+    assert recipe_key(sweep, spelled_out) == recipe_key(sweep, {"uda.mode": "uda"})
+    assert recipe_key(sweep, {**spelled_out, "uda.tau": 0.0}) != recipe_key(sweep, {"uda.mode": "uda"})

@@ -66,3 +66,42 @@ def test_confirmed_gains_are_paired_on_the_fresh_seeds(sweep_writer):
     assert c1.gain.mean == pytest.approx(0.04) and c1.gain.high - 0.04 == pytest.approx(HALF_3_SEEDS_SD_01, rel=1e-3) and c1.confirmed
     assert c2.gain.mean == pytest.approx(0.01 / 3) and not c2.confirmed
     assert report.confirmed_for("autoaugment") is c1 and report.confirmed_for("uda-default") is None
+
+
+def _confirmed(candidate, gains, scores, default=False):
+    from udatune.reports.stats import ConfirmedGain
+
+    return ConfirmedGain(candidate, "uda-default" if default else "autoaugment", "t", "test", mean_interval(gains),
+                         mean_interval(scores), {}, default_recipe=default, scores=dict(zip((100, 101, 102), scores)))
+
+
+@pytest.mark.parametrize("best, default, words", [
+    # the searched recipe beats the default on every seed by a margin
+    ((0.05, 0.06, 0.07), (0.01, 0.02, 0.02), "The search beat the default: train with this recipe."),
+    # both above supervised, their difference inside the noise
+    ((0.05, 0.03, 0.06), (0.04, 0.05, 0.04), "The search did not beat the default (the difference is inside the noise)"),
+    # the searched recipe is not above supervised at all
+    ((0.05, -0.04, 0.00), (0.04, 0.05, 0.04), "Not confirmed: its gain over supervised is inside the noise."),
+    # worse than the default on every seed
+    ((0.02, 0.03, 0.02), (0.06, 0.07, 0.07), "It is worse than the default recipe: train with the default."),
+])
+def test_the_verdict_says_what_to_train_with(best, default, words):
+    from udatune.reports.stats import confirmation_verdict
+
+    supervised = (0.50, 0.51, 0.52)
+    gains = [_confirmed("c1", best, [s + g for s, g in zip(supervised, best)]),
+             _confirmed("c2", default, [s + g for s, g in zip(supervised, default)], default=True)]
+    found = confirmation_verdict(gains)
+    line = found.line()
+    assert line.startswith("Best recipe c1 (autoaugment): ") and "over supervised on 3 fresh seeds, test split" in line
+    assert "against default UDA: " in line and line.endswith(words) or words in line
+    expected = mean_interval([b - d for b, d in zip(best, default)])
+    assert found.versus_default.mean == pytest.approx(expected.mean)
+
+
+def test_when_the_best_recipe_is_the_default_the_verdict_says_so():
+    from udatune.reports.stats import confirmation_verdict
+
+    found = confirmation_verdict([_confirmed("c1", (0.05, 0.06, 0.07), (0.55, 0.57, 0.59), default=True)])
+    assert found.line().endswith("The search's best is the default recipe: train with it.")
+    assert "against default UDA" not in found.line()

@@ -55,3 +55,16 @@ def test_the_search_tables_keep_numbers_whole_at_80_columns(sweep_writer):
     for row in results.ordered():  # every trial's score, whole
         assert f"{row.val_miou:.3f}" in text or row.status == "error"
     assert max(len(line) for line in text.splitlines()) <= 80
+
+
+def test_a_confirmed_report_leads_with_the_confirmed_numbers_and_ends_with_the_verdict(sweep_writer):
+    path = sweep_writer.finished()
+    sweep_writer.confirmation(path, default=(0.52, 0.53, 0.54))
+    console = Console(file=io.StringIO(), width=200)
+    print_report(build_report(load_sweep(str(path))), console)
+    text = console.file.getvalue()
+    assert text.index("confirmed: top configurations") < text.index("methods (validation split")
+    last = " ".join(text[text.rindex("Best recipe"):].split())  # the verdict, last (wrapped at the width)
+    # c1 gains +0.04 over supervised; against the default (+0.02 per seed) +0.02 [−0.005, +0.045]: inside the noise
+    assert last.startswith("Best recipe c1 (autoaugment): +0.040 [+0.015, +0.065]") and "against default UDA: +0.020" in last
+    assert "did not beat the default" in last and "c3 (default)" in text

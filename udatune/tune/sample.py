@@ -98,12 +98,13 @@ def startup_trials(trials: int) -> int:
 def sampling_note(space: SearchSpace, trials: int) -> str:
     """How the method's trials are drawn, in words for the sweep's summary: a TPE budget that
     never leaves its random start-up is random search, and the summary says so."""
+    count = f"{trials} trial{'s' if trials != 1 else ''}"
     if space.searcher != "optuna":
-        return f"{trials} trials: the default recipe, then random search"
+        return f"{count}: the default recipe, then random search"
     startup = startup_trials(trials)
     if trials <= startup:
-        return f"{trials} trials: the default recipe, then random (TPE would start after {startup}; this budget never leaves random sampling)"
-    return f"{trials} trials: the default recipe, random up to {startup}, then TPE"
+        return f"{count}: the default recipe, then random (TPE would start after {startup}; this budget never leaves random sampling)"
+    return f"{count}: the default recipe, random up to {startup}, then TPE"
 
 
 def default_point(space: SearchSpace, recipe: TrialConfig) -> dict[str, Any]:

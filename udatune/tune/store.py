@@ -401,6 +401,7 @@ def read_confirmation(path: str):
     configs, last = rows.configs, rows.last_metrics
     frame["candidate"] = [str(configs.get(t, {}).get("candidate", "")) for t in frame["trial_id"]]
     frame["source_trial"] = [str(configs.get(t, {}).get("source_trial", "")) for t in frame["trial_id"]]
+    frame["default_recipe"] = [bool(configs.get(t, {}).get("default_recipe", False)) for t in frame["trial_id"]]
     frame["test_miou"] = [float(last.get(t, {}).get("test_miou", math.nan)) for t in frame["trial_id"]]
     has_test = frame["test_miou"].notna()
     frame["split"] = ["test" if t else "val" for t in has_test]
