@@ -10,9 +10,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import types
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from udatune.errors import ConfigError
 
@@ -247,42 +248,62 @@ def _build(cls: type, raw: Any, source: str, prefix: str) -> Any:
 
 
 def _coerce(value: Any, kind: Any, source: str, key: str) -> Any:
-    """Check a leaf value against its annotation; accept what YAML and JSON produce."""
-    text = str(kind)
+    """Check a leaf value against its annotation; accept what YAML and JSON produce.
+
+    The annotation is read as a type, not as text: ``T``, ``T | None`` / ``Optional[T]`` with T
+    one of bool, int, float, str or ``tuple[int, int]`` (a size).
+    """
+    members = get_args(kind) if get_origin(kind) in (Union, types.UnionType) else (kind,)
     if value is None:
-        if "None" in text:
+        if type(None) in members:
             return None
         raise ConfigError(f"{source}: {key} may not be empty.")
-    if "tuple" in text:
+    (target,) = [t for t in members if t is not type(None)]
+    if get_origin(target) is tuple:
+        if get_args(target) != (int, int):
+            raise TypeError(f"config field {key}: only tuple[int, int] (a size) is supported, not {_type_name(target)}")
         return _coerce_size(value, source, key)
     try:
-        if kind is bool:
-            if isinstance(value, str):
-                if value.lower() in {"true", "1", "yes", "on"}:
-                    return True
-                if value.lower() in {"false", "0", "no", "off"}:
-                    return False
-                raise ValueError
-            return bool(value)
-        if kind is int or text.startswith("int"):
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError
-            return int(value)
-        if kind is float:
-            return float(value)
-        if isinstance(value, (dict, list, tuple, bool)):
-            raise TypeError
-        return str(value)
+        return _LEAF[target](value)
     except (TypeError, ValueError, OverflowError):
-        raise ConfigError(f"{source}: {key}={value!r} is not a valid {text.replace('typing.', '')}.") from None
+        raise ConfigError(f"{source}: {key}={value!r} is not a valid {_type_name(kind)}.") from None
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, str):
+        if value.lower() in {"true", "1", "yes", "on"}:
+            return True
+        if value.lower() in {"false", "0", "no", "off"}:
+            return False
+        raise ValueError(value)
+    return bool(value)
+
+
+def _to_int(value: Any) -> int:
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError(value)
+    return int(value)
+
+
+def _to_str(value: Any) -> str:
+    if isinstance(value, (dict, list, tuple, bool)):
+        raise TypeError(type(value).__name__)
+    return str(value)
+
+
+_LEAF = {bool: _to_bool, int: _to_int, float: float, str: _to_str}
+
+
+def _type_name(kind: Any) -> str:
+    """``int``, ``str | None``, ``tuple[int, int]``: the annotation as written in the source."""
+    return kind.__name__ if isinstance(kind, type) and not get_args(kind) else str(kind).replace("typing.", "").replace("NoneType", "None")
 
 
 def _coerce_size(value: Any, source: str, key: str) -> tuple[int, int]:
     """HEIGHTxWIDTH as a string ("90x120", "90,120") or a two-item list."""
     try:
-        if isinstance(value, str):
-            value = [int(v) for v in value.lower().replace("x", ",").split(",")]
-        size = tuple(int(v) for v in value)
+        items = [int(v) for v in value.lower().replace("x", ",").split(",")] if isinstance(value, str) else value
+        size = tuple(int(v) for v in items)
         if len(size) != 2 or min(size) <= 0:
             raise ValueError
         return size  # type: ignore[return-value]
