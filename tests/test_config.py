@@ -104,3 +104,29 @@ def test_an_optional_annotation_in_either_spelling_takes_none_or_its_type(kind):
     assert _coerce(None, annotation, "src", "x.n") is None and _coerce("7", annotation, "src", "x.n") == 7
     with pytest.raises(ConfigError, match=r"src: x\.n='seven' is not a valid"):
         _coerce("seven", annotation, "src", "x.n")
+
+
+@pytest.mark.parametrize("policy, needle", [
+    ("fancyaugment", "fancyaugment"),
+    ("randaugment:2,99", "99"),
+    ('autoaugment:[[["Spin",0.5,3]]]', "Spin"),
+    ("gone.json", "gone.json"),
+])
+def test_a_bad_policy_is_refused_when_the_config_is_built(policy, needle):
+    with pytest.raises(ConfigError, match=r"uda\.policy") as err:
+        TrialConfig().override({"uda.policy": policy})
+    assert needle in str(err.value)
+    with pytest.raises(ConfigError, match=r"uda\.policy"):
+        UDAConfig(policy=policy)
+
+
+def test_the_policy_is_kept_as_its_string_and_parsed_once(tmp_path):
+    from udatune.augment.policy import RandAugment
+
+    cfg = TrialConfig().override({"uda.policy": "randaugment:3,7"})
+    assert cfg.to_dict()["uda"]["policy"] == "randaugment:3,7"  # files and sweep tables keep the string
+    assert cfg.uda.parsed_policy == RandAugment(3, 7) and cfg.uda.parsed_policy is cfg.uda.parsed_policy
+    assert TrialConfig.from_dict(cfg.to_dict()) == cfg
+    file = tmp_path / "best_policy.json"
+    file.write_text('{"type": "randaugment", "n": 1, "m": 5}')
+    assert UDAConfig(policy=str(file)).parsed_policy == RandAugment(1, 5)

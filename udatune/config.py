@@ -12,10 +12,14 @@ import json
 import math
 import types
 from dataclasses import dataclass, field, fields, is_dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin, get_type_hints
+from typing import TYPE_CHECKING, Any, Union, get_args, get_origin, get_type_hints
 
 from udatune.errors import ConfigError
+
+if TYPE_CHECKING:
+    from udatune.augment.policy import Policy
 
 
 @dataclass(frozen=True)
@@ -84,9 +88,10 @@ class UDAConfig:
     class_adaptive: bool = False  # FlexMatch-style per-class thresholds
     class_balance: bool = False  # weight consistency pixels by 1/sqrt(frequency of their teacher class)
     align: bool = False  # distribution alignment: teacher's class frequencies pulled to the labeled ones
-    # Strong augmentation, compact policy string. Magnitude 4, not the paper's 9: at 9 the colour
-    # ops (Color, Solarize, Posterize, ...) erase the colour that tells a sign from its pole, and
-    # consistency then teaches the model to ignore it (docs/benchmarks.md, quality section).
+    # Strong augmentation: a compact policy string or a policy .json file (`parsed_policy` is the
+    # policy object). Magnitude 4, not the paper's 9: at 9 the colour ops (Color, Solarize,
+    # Posterize, ...) erase the colour that tells a sign from its pole, and consistency then
+    # teaches the model to ignore it (docs/benchmarks.md, quality section).
     policy: str = "randaugment:2,4"
 
     def __post_init__(self) -> None:
@@ -103,6 +108,18 @@ class UDAConfig:
             (self.rampup_steps < 0, f"uda.rampup_steps must be ≥ 0, got {self.rampup_steps}"),
             (not self.policy.strip(), "uda.policy (--policy) is empty; pass e.g. randaugment:2,4"),
         ])
+        try:
+            self.parsed_policy  # parsed once, here: a bad policy is refused where the config is built
+        except ConfigError as err:
+            raise ConfigError(f"Invalid uda setting: uda.policy (--policy): {err}") from None
+
+    @cached_property
+    def parsed_policy(self) -> "Policy":
+        """`policy` as the object the trainer applies. The string stays the field, the form that
+        YAML, JSON and the sweep's tables keep; callers use this instead of parsing it again."""
+        from udatune.augment.policy import parse_policy
+
+        return parse_policy(self.policy)
 
 
 @dataclass(frozen=True)
