@@ -170,6 +170,15 @@ def test_a_row_handed_out_is_a_snapshot_that_later_events_do_not_change():
         now.status = "error"
 
 
+@pytest.mark.parametrize("model, recorded", [("fpn", True), ("deeplabv3plus", True), ("unet", False), ("deeplabv3_resnet50", False)])
+def test_a_row_records_the_encoder_only_of_a_model_built_over_one(model, recorded):
+    base = TrialConfig().override({"model.name": model, "model.encoder": "resnet34", "model.encoder_weights": "none"}).to_dict()
+    results = SweepResults(base, max_steps=4)
+    row = results.add("t", {"method": "randaugment", "seed": 0, "index": 0, "overrides": {"model.encoder_weights_sha256": "ab12"}})
+    expected = ("resnet34", "none", "ab12") if recorded else ("", "", "")
+    assert (row.model, row.encoder, row.encoder_weights, row.encoder_weights_sha256) == (model, *expected)
+
+
 def test_trial_names_sort_by_order():
     class Trial:
         trial_id = "abc_00003"

@@ -247,13 +247,15 @@ class SweepResults:
         self.rows[row.trial_id] = dataclasses.replace(row, **changes)
 
     def _row(self, trial_id: str, config: dict) -> TrialRow:
+        from udatune.models.registry import takes_encoder
+
         sections = {name: dict(self.base.get(name, {})) for name in ("uda", "model", "train")}
         for key, value in config.get("overrides", {}).items():
             section, _, name = key.partition(".")
             if section in sections:
                 sections[section][name] = value
         uda, model = sections["uda"], sections["model"]
-        smp = model.get("name", "") not in ("unet", "deeplabv3_mobilenet", "deeplabv3_resnet50")
+        smp = takes_encoder(str(model.get("name", "")))
         supervised = uda.get("mode") == "supervised"
         return TrialRow(
             trial_id=trial_id,
