@@ -82,10 +82,7 @@ class Manifest:
 
     @classmethod
     def from_json(cls, raw: object) -> "Manifest":
-        if not isinstance(raw, dict):
-            raise ValueError("not a JSON object")
-        known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
+        return cls(**_known_fields(cls, raw))
 
     @property
     def max_steps(self) -> int:
@@ -140,9 +137,7 @@ class Confirmation:
 
     @classmethod
     def from_json(cls, raw: object) -> "Confirmation":
-        if not isinstance(raw, dict):
-            raise ValueError("not a JSON object")
-        known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
+        known = _known_fields(cls, raw)
         if "candidates" in known:
             if not isinstance(known["candidates"], list):
                 raise ValueError(f"candidates must be a list, got {type(known['candidates']).__name__}")
@@ -150,6 +145,14 @@ class Confirmation:
         if "trials" in known:
             known["trials"] = int(known["trials"])
         return cls(**known)
+
+
+def _known_fields(record: type, raw: object) -> dict:
+    """The keys of a JSON object that are fields of ``record`` (others, from another udatune
+    version or a hand edit, are ignored)."""
+    if not isinstance(raw, dict):
+        raise ValueError("not a JSON object")
+    return {k: v for k, v in raw.items() if k in record.__dataclass_fields__}
 
 
 @dataclass(frozen=True)
