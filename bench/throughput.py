@@ -61,10 +61,8 @@ def trainer_step_seconds(cfg: TrialConfig, data, steps: int) -> float:
     return (loop_seconds(steps) - loop_seconds(short)) / (steps - short)
 
 
-def loader_images_per_second(cfg: TrialConfig, data, policy: str, batches: int) -> float:
-    from udatune.augment.policy import parse_policy
-
-    dataset = UnlabeledSet(data.unlabeled, WeakAugment(crop=cfg.train.crop), parse_policy(policy))
+def loader_images_per_second(cfg: TrialConfig, data, batches: int) -> float:
+    dataset = UnlabeledSet(data.unlabeled, WeakAugment(crop=cfg.train.crop), cfg.uda.parsed_policy)
     loader = infinite_loader(dataset, cfg.train.unlabeled_batch_size, 0, 0, cfg.train.num_workers, False)
     next(loader)  # workers started
     start = time.perf_counter()
@@ -95,7 +93,7 @@ def main() -> None:
     loop_sup = trainer_step_seconds(sup_cfg, data, args.steps)
     loop_uda = trainer_step_seconds(base, data, args.steps)
     loop_strong = trainer_step_seconds(strongest, data, args.steps)
-    supply = loader_images_per_second(base, data, STRONGEST, batches=args.steps)
+    supply = loader_images_per_second(strongest, data, batches=args.steps)
 
     b, bu = base.train.batch_size, base.train.unlabeled_batch_size
     consumed = bu / loop_strong

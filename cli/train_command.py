@@ -148,8 +148,8 @@ def clear_run(out: Path) -> None:
 
 def preflight(cfg: TrialConfig) -> None:
     """What the config tree cannot check by itself, because it depends on this machine: the
-    device, the weights file, the policy file. Done before any data is loaded."""
-    from udatune.augment.policy import parse_policy
+    device and the weights file (the policy, a policy file's too, is parsed where the config is
+    built). Done before any data is loaded."""
     from udatune.errors import ConfigError
     from udatune.train.loop import resolve_device
 
@@ -159,7 +159,6 @@ def preflight(cfg: TrialConfig) -> None:
             f"--weights {cfg.model.weights} does not exist or is not a file; pass a state dict or checkpoint "
             "saved by udatune or torch (nothing is downloaded)."
         )
-    parse_policy(cfg.uda.policy)
 
 
 def parse_sets(items: list[str]) -> dict[str, str]:

@@ -142,15 +142,15 @@ def confirmation_sweep(sweep: Sweep, candidates: list[Candidate], settings: Conf
     )
 
 
-def confirm_manifest(sweep: Sweep, candidates: list[Candidate], settings: ConfirmSettings) -> dict:
+def confirm_manifest(sweep: Sweep, candidates: list[Candidate], settings: ConfirmSettings) -> store.Confirmation:
     """``confirm.json``: what is re-run, and why."""
-    return {
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "sweep": sweep.name,
-        "settings": {**asdict(settings), "seeds": list(settings.seeds)},
-        "candidates": [asdict(c) for c in candidates],
-        "trials": (len(candidates) + 1) * len(settings.seeds),
-    }
+    return store.Confirmation(
+        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        sweep=sweep.name,
+        settings={**asdict(settings), "seeds": list(settings.seeds)},
+        candidates=tuple(asdict(c) for c in candidates),
+        trials=(len(candidates) + 1) * len(settings.seeds),
+    )
 
 
 def confirm_path(sweep: Sweep) -> str:

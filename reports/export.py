@@ -22,6 +22,7 @@ mean test gain), else the search's best by paired validation gain.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -66,12 +67,11 @@ def choose(report: Report) -> Choice:
     return Choice(top.method, top.source_trial, top.overrides, evidence, False)
 
 
-def uda_settings(base_config: dict, overrides: dict) -> dict:
-    """The full ``uda`` section the chosen trial trained with."""
+def trained_uda(base_config: dict, overrides: dict):
+    """The full ``uda`` section (`UDAConfig`) the chosen trial trained with."""
     from udatune.config import TrialConfig
 
-    cfg = TrialConfig.from_dict(base_config, source="sweep config").override(overrides, source="exported trial")
-    return cfg.to_dict()["uda"]
+    return TrialConfig.from_dict(base_config, source="sweep config").override(overrides, source="exported trial").uda
 
 
 def left_out_ops(policy) -> list[str]:
@@ -92,13 +92,11 @@ def export_policy(report: Report, out: Path) -> Exported:
     back with ``A.load`` before returning, so a pipeline that does not load is never left behind."""
     import albumentations as A
 
-    from udatune.augment.policy import parse_policy
-
     choice = choose(report)
-    settings = uda_settings(report.sweep.base_config, choice.overrides)
-    if settings["mode"] == SUPERVISED:
+    uda = trained_uda(report.sweep.base_config, choice.overrides)
+    if uda.mode == SUPERVISED:
         raise ConfigError("The chosen trial is supervised; there is no policy to export.")
-    policy = parse_policy(settings["policy"])
+    settings, policy = dataclasses.asdict(uda), uda.parsed_policy
     out.mkdir(parents=True, exist_ok=True)
     paths = {name: out / name for name in FILES}
 

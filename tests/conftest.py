@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -116,8 +117,8 @@ class SweepWriter:
             elif status == "ERROR":
                 results.finished(trial_id, config, error=True, error_file="error.txt")
             row = results.rows[trial_id]
-            row.started_at = self.STARTED
-            row.ended_at = float(row.last.get("timestamp", math.nan)) if status != "RUNNING" else math.nan
+            ended_at = float(row.last.get("timestamp", math.nan)) if status != "RUNNING" else math.nan
+            results.rows[trial_id] = dataclasses.replace(row, started_at=self.STARTED, ended_at=ended_at)
         store.write_rows(str(path), results, tables=False)
 
     def finished(self, name: str = "known") -> Path:

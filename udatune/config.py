@@ -10,11 +10,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import types
 from dataclasses import dataclass, field, fields, is_dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import TYPE_CHECKING, Any, Union, get_args, get_origin, get_type_hints
 
 from udatune.errors import ConfigError
+
+if TYPE_CHECKING:
+    from udatune.augment.policy import Policy
 
 
 @dataclass(frozen=True)
@@ -83,9 +88,10 @@ class UDAConfig:
     class_adaptive: bool = False  # FlexMatch-style per-class thresholds
     class_balance: bool = False  # weight consistency pixels by 1/sqrt(frequency of their teacher class)
     align: bool = False  # distribution alignment: teacher's class frequencies pulled to the labeled ones
-    # Strong augmentation, compact policy string. Magnitude 4, not the paper's 9: at 9 the colour
-    # ops (Color, Solarize, Posterize, ...) erase the colour that tells a sign from its pole, and
-    # consistency then teaches the model to ignore it (docs/benchmarks.md, quality section).
+    # Strong augmentation: a compact policy string or a policy .json file (`parsed_policy` is the
+    # policy object). Magnitude 4, not the paper's 9: at 9 the colour ops (Color, Solarize,
+    # Posterize, ...) erase the colour that tells a sign from its pole, and consistency then
+    # teaches the model to ignore it (docs/benchmarks.md, quality section).
     policy: str = "randaugment:2,4"
 
     def __post_init__(self) -> None:
@@ -102,6 +108,18 @@ class UDAConfig:
             (self.rampup_steps < 0, f"uda.rampup_steps must be ≥ 0, got {self.rampup_steps}"),
             (not self.policy.strip(), "uda.policy (--policy) is empty; pass e.g. randaugment:2,4"),
         ])
+        try:
+            self.parsed_policy  # parsed once, here: a bad policy is refused where the config is built
+        except ConfigError as err:
+            raise ConfigError(f"Invalid uda setting: uda.policy (--policy): {err}") from None
+
+    @cached_property
+    def parsed_policy(self) -> "Policy":
+        """`policy` as the object the trainer applies. The string stays the field, the form that
+        YAML, JSON and the sweep's tables keep; callers use this instead of parsing it again."""
+        from udatune.augment.policy import parse_policy
+
+        return parse_policy(self.policy)
 
 
 @dataclass(frozen=True)
@@ -247,42 +265,62 @@ def _build(cls: type, raw: Any, source: str, prefix: str) -> Any:
 
 
 def _coerce(value: Any, kind: Any, source: str, key: str) -> Any:
-    """Check a leaf value against its annotation; accept what YAML and JSON produce."""
-    text = str(kind)
+    """Check a leaf value against its annotation; accept what YAML and JSON produce.
+
+    The annotation is read as a type, not as text: ``T``, ``T | None`` / ``Optional[T]`` with T
+    one of bool, int, float, str or ``tuple[int, int]`` (a size).
+    """
+    members = get_args(kind) if get_origin(kind) in (Union, types.UnionType) else (kind,)
     if value is None:
-        if "None" in text:
+        if type(None) in members:
             return None
         raise ConfigError(f"{source}: {key} may not be empty.")
-    if "tuple" in text:
+    (target,) = [t for t in members if t is not type(None)]
+    if get_origin(target) is tuple:
+        if get_args(target) != (int, int):
+            raise TypeError(f"config field {key}: only tuple[int, int] (a size) is supported, not {_type_name(target)}")
         return _coerce_size(value, source, key)
     try:
-        if kind is bool:
-            if isinstance(value, str):
-                if value.lower() in {"true", "1", "yes", "on"}:
-                    return True
-                if value.lower() in {"false", "0", "no", "off"}:
-                    return False
-                raise ValueError
-            return bool(value)
-        if kind is int or text.startswith("int"):
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError
-            return int(value)
-        if kind is float:
-            return float(value)
-        if isinstance(value, (dict, list, tuple, bool)):
-            raise TypeError
-        return str(value)
+        return _LEAF[target](value)
     except (TypeError, ValueError, OverflowError):
-        raise ConfigError(f"{source}: {key}={value!r} is not a valid {text.replace('typing.', '')}.") from None
+        raise ConfigError(f"{source}: {key}={value!r} is not a valid {_type_name(kind)}.") from None
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, str):
+        if value.lower() in {"true", "1", "yes", "on"}:
+            return True
+        if value.lower() in {"false", "0", "no", "off"}:
+            return False
+        raise ValueError(value)
+    return bool(value)
+
+
+def _to_int(value: Any) -> int:
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError(value)
+    return int(value)
+
+
+def _to_str(value: Any) -> str:
+    if isinstance(value, (dict, list, tuple, bool)):
+        raise TypeError(type(value).__name__)
+    return str(value)
+
+
+_LEAF = {bool: _to_bool, int: _to_int, float: float, str: _to_str}
+
+
+def _type_name(kind: Any) -> str:
+    """``int``, ``str | None``, ``tuple[int, int]``: the annotation as written in the source."""
+    return kind.__name__ if isinstance(kind, type) and not get_args(kind) else str(kind).replace("typing.", "").replace("NoneType", "None")
 
 
 def _coerce_size(value: Any, source: str, key: str) -> tuple[int, int]:
     """HEIGHTxWIDTH as a string ("90x120", "90,120") or a two-item list."""
     try:
-        if isinstance(value, str):
-            value = [int(v) for v in value.lower().replace("x", ",").split(",")]
-        size = tuple(int(v) for v in value)
+        items = [int(v) for v in value.lower().replace("x", ",").split(",")] if isinstance(value, str) else value
+        size = tuple(int(v) for v in items)
         if len(size) != 2 or min(size) <= 0:
             raise ValueError
         return size  # type: ignore[return-value]

@@ -69,3 +69,33 @@ def test_one_recipe_run_by_two_trials_is_one_candidate(sweep_writer):
     spelled_out = {"uda.mode": "uda", "uda.policy": uda.policy, "uda.lambda_u": uda.lambda_u, "uda.tau": uda.tau}
     assert recipe_key(sweep, spelled_out) == recipe_key(sweep, {"uda.mode": "uda"})
     assert recipe_key(sweep, {**spelled_out, "uda.tau": 0.0}) != recipe_key(sweep, {"uda.mode": "uda"})
+
+
+def test_confirm_json_is_read_back_as_written_and_old_files_still_read(sweep_writer):
+    import json
+
+    from udatune.reports.confirm import confirm_manifest
+    from udatune.tune import store
+
+    sweep = load_sweep(str(sweep_writer.finished()))
+    assert store.read_confirm_manifest(sweep.path) is None  # never confirmed
+    candidates = rank_candidates(sweep, 2)
+    written = confirm_manifest(sweep, candidates, ConfirmSettings(top=2, seeds=(100, 101)))
+    store.write_confirm_manifest(sweep.path, written)
+    read = store.read_confirm_manifest(sweep.path)
+    assert read == written and read.trials == 6 and read.sweep == sweep.name
+    assert [c["source_trial"] for c in read.candidates] == [c.source_trial for c in candidates]
+    assert read.settings["seeds"] == [100, 101] and read.settings["resources"] == {"workers": 1, "cpus": 1.0, "gpus": 0.0}
+
+    # a file written before the record existed (a plain dict, one key more) and an empty one
+    file = sweep_writer.root / "known" / "confirm" / "confirm.json"
+    file.write_text(json.dumps({"created": "2026-11-01T00:00:00+00:00", "sweep": "known", "settings": {"top": 1},
+                                "candidates": [{"name": "c1", "method": "randaugment"}], "trials": 2, "note": "old"}))
+    old = store.read_confirm_manifest(sweep.path)
+    assert old.created.startswith("2026-11-01") and old.candidates == ({"name": "c1", "method": "randaugment"},) and old.trials == 2
+    file.write_text("{}")
+    assert store.read_confirm_manifest(sweep.path) == store.Confirmation()
+
+    file.write_text('{"candidates": "c1"}')
+    with pytest.raises(ConfigError, match="confirm.json cannot be read"):
+        store.read_confirm_manifest(sweep.path)

@@ -8,7 +8,7 @@ is ``meta`` here, a device that is not the CPU and needs no GPU.
 import pytest
 import torch
 
-from udatune.tune.trainable import agree_on_stop
+from udatune.tune.stopping import agree_on_stop
 
 
 class DeviceBoundBackend:

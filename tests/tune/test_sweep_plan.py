@@ -154,6 +154,31 @@ def test_gains_are_paired_by_seed_and_step():
     assert [method for method, _ in ranking] == ["autoaugment"] and math.isclose(ranking[0][1].mean, 0.05)
 
 
+def test_a_row_handed_out_is_a_snapshot_that_later_events_do_not_change():
+    import dataclasses
+
+    results = SweepResults(TrialConfig().to_dict(), max_steps=4)
+    sup = {"method": SUPERVISED, "seed": 0, "index": 0, "overrides": {"uda.mode": "supervised"}}
+    results.result("s0", sup, {"val_miou": 0.2, "step": 2})
+    seen = results.rows["s0"]  # e.g. what the live table drew
+    results.result("s0", sup, {"val_miou": 0.3, "step": 4})
+    results.finished("s0", sup)
+    assert (seen.status, seen.step, seen.history) == ("running", 2, {2: 0.2})
+    now = results.rows["s0"]
+    assert (now.status, now.step, now.val_miou, now.history) == ("done", 4, 0.3, {2: 0.2, 4: 0.3})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        now.status = "error"
+
+
+@pytest.mark.parametrize("model, recorded", [("fpn", True), ("deeplabv3plus", True), ("unet", False), ("deeplabv3_resnet50", False)])
+def test_a_row_records_the_encoder_only_of_a_model_built_over_one(model, recorded):
+    base = TrialConfig().override({"model.name": model, "model.encoder": "resnet34", "model.encoder_weights": "none"}).to_dict()
+    results = SweepResults(base, max_steps=4)
+    row = results.add("t", {"method": "randaugment", "seed": 0, "index": 0, "overrides": {"model.encoder_weights_sha256": "ab12"}})
+    expected = ("resnet34", "none", "ab12") if recorded else ("", "", "")
+    assert (row.model, row.encoder, row.encoder_weights, row.encoder_weights_sha256) == (model, *expected)
+
+
 def test_trial_names_sort_by_order():
     class Trial:
         trial_id = "abc_00003"

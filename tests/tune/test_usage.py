@@ -5,7 +5,8 @@ import math
 import pandas as pd
 import pytest
 
-from udatune.tune.trainable import TrainReporter, process_start_time
+from udatune.tune.timing import process_start_time
+from udatune.tune.worker import TrainReporter
 from udatune.tune.usage import sweep_usage
 
 
@@ -54,7 +55,7 @@ def test_the_reporter_times_set_up_apart_from_training():
     reporter({"kind": "train", "step": 10, "loss": 1.0, "lr": 0.1}, save=None)
     now[0] += 5.0
     reporter({"kind": "train", "step": 20, "loss": 0.9, "lr": 0.1}, save=None)
-    assert reporter.setup_seconds == 4.0 and reporter.train_seconds == 15.0 and reporter.eval_seconds == 0.0
+    assert reporter.times.setup_seconds == 4.0 and reporter.times.train_seconds == 15.0 and reporter.times.eval_seconds == 0.0
     assert reporter.last_train["step"] == 20
 
 

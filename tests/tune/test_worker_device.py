@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from udatune.errors import ConfigError
-from udatune.tune.trainable import failure_reason, final_failures, limit_gpu_memory, worker_device
+from udatune.tune.worker import failure_reason, final_failures, limit_gpu_memory, worker_device
 
 
 @pytest.mark.parametrize("configured", ["auto", "cpu", "cuda", "cuda:1"])

@@ -33,6 +33,8 @@ MODELS: dict[str, ModelBuilder] = {}
 # Checks (and fetches) what a model needs from outside before any data is loaded; returns the
 # config completed with what it found (an smp model: its encoder weights' hash).
 PREPARERS: dict[str, ModelPreparer] = {}
+# Models built over ``model.encoder`` / ``model.encoder_weights`` (smp's); the others ignore them.
+ENCODER_MODELS: set[str] = set()
 
 
 # Public classes only (timm's BatchNormAct2d derives from BatchNorm2d).
@@ -76,14 +78,19 @@ def set_encoder_frozen(model: nn.Module, frozen: bool) -> None:
         model.train(model.training)
 
 
-def register_model(name: str, prepare: ModelPreparer | None = None) -> Callable[[ModelBuilder], ModelBuilder]:
+def register_model(
+    name: str, prepare: ModelPreparer | None = None, takes_encoder: bool = False
+) -> Callable[[ModelBuilder], ModelBuilder]:
     """Register ``builder(cfg, num_classes) -> nn.Module`` under ``name`` (timm style), with an
-    optional ``prepare(cfg) -> cfg`` that `prepare_model` runs before any data is loaded."""
+    optional ``prepare(cfg) -> cfg`` that `prepare_model` runs before any data is loaded.
+    ``takes_encoder``: the model is built over ``cfg.encoder`` and ``cfg.encoder_weights``."""
 
     def add(builder: ModelBuilder) -> ModelBuilder:
         MODELS[name] = builder
         if prepare is not None:
             PREPARERS[name] = prepare
+        if takes_encoder:
+            ENCODER_MODELS.add(name)
         return builder
 
     return add
@@ -98,6 +105,13 @@ def _load_builtin() -> None:
 def model_names() -> list[str]:
     _load_builtin()
     return sorted(MODELS)
+
+
+def takes_encoder(name: str) -> bool:
+    """Whether the model ``name`` uses the encoder settings (an smp model), so that a trial's
+    encoder and its weights are worth recording."""
+    _load_builtin()
+    return name in ENCODER_MODELS
 
 
 def check_model_name(name: str) -> None:

@@ -124,7 +124,7 @@ def _register(name: str, arch: str) -> None:
         return build_smp(arch, cfg, num_classes)
 
     builder.__doc__ = f"smp's {arch} over --encoder (smp.create_model({arch!r}, ...))."
-    register_model(name, prepare=prepare_smp)(builder)
+    register_model(name, prepare=prepare_smp, takes_encoder=True)(builder)
 
 
 for _name, _arch in ARCHITECTURES.items():

@@ -17,7 +17,6 @@ from typing import Callable, Protocol
 
 import torch
 
-from udatune.augment.policy import parse_policy
 from udatune.config import TrialConfig
 from udatune.data.base import SegmentationData
 from udatune.data.loader import (
@@ -138,7 +137,7 @@ def setup_trial(
 ) -> TrialSetup:
     """``wrap_model`` wraps the built model before the optimizer sees it (a Ray Train worker
     passes ``ray.train.torch.prepare_model`` for DDP); the EMA teacher copies the unwrapped one."""
-    policy = parse_policy(cfg.uda.policy)
+    policy = cfg.uda.parsed_policy
     t = cfg.train
     device = resolve_device(t.device)
     torch.manual_seed(t.seed)

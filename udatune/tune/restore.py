@@ -28,7 +28,8 @@ from udatune.tune.storage import kind
 from udatune.tune.callbacks import sweep_callbacks
 from udatune.tune.settings import SweepSettings
 from udatune.tune.sweep import SweepOutcome, board_name, fit_and_record, make_trainable, quiet_optuna
-from udatune.tune.trainable import TrialResources, start_stop_board
+from udatune.tune.stopping import start_stop_board
+from udatune.tune.trainable import TrialResources
 
 
 @dataclass(frozen=True)

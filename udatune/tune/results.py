@@ -46,8 +46,10 @@ COLUMNS = [
 ]
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrialRow:
+    """One trial as the sweep saw it; `SweepResults` replaces it as events arrive."""
+
     trial_id: str
     index: int
     method: str
@@ -125,41 +127,40 @@ class SweepResults:
         row = self.add(trial_id, config)
         if row.final:
             return
-        row.status, row.error_file, row.reason = "running", "", ""
-        row.started_at = time.time()
+        self._set(row, status="running", error_file="", reason="", started_at=time.time())
 
     def result(self, trial_id: str, config: dict, metrics: dict) -> None:
         row = self.add(trial_id, config)
         if row.final:
             return
-        row.status = "running"
         if metrics.get(FAILURE):
-            row.status, row.reason = "failed", str(metrics[FAILURE])
+            self._set(row, status="failed", reason=str(metrics[FAILURE]))
             return
         if "val_miou" not in metrics:
+            self._set(row, status="running")
             return
-        row.step = int(metrics.get("step", row.step))
-        row.val_miou = float(metrics["val_miou"])
-        row.best_miou = float(metrics.get("best_miou", row.val_miou))
-        row.history[row.step] = row.val_miou
-        row.last = dict(metrics)
+        step = int(metrics.get("step", row.step))
+        val_miou = float(metrics["val_miou"])
+        peak = row.peak_mask_ratio
         if "mask_ratio" in metrics and math.isfinite(float(metrics["mask_ratio"])):
             ratio = float(metrics["mask_ratio"])
-            row.peak_mask_ratio = ratio if math.isnan(row.peak_mask_ratio) else max(row.peak_mask_ratio, ratio)
+            peak = ratio if math.isnan(peak) else max(peak, ratio)
+        self._set(
+            row, status="running", step=step, val_miou=val_miou, best_miou=float(metrics.get("best_miou", val_miou)),
+            history={**row.history, step: val_miou}, last=dict(metrics), peak_mask_ratio=peak,
+        )
 
     def finished(self, trial_id: str, config: dict, error: bool = False, error_file: str | None = None, reason: str = "") -> None:
         row = self.add(trial_id, config)
         if row.final and not math.isnan(row.ended_at):
             return
-        row.ended_at = time.time()
+        ended_at = time.time()
         if row.status == "failed":
-            return
-        if error:
-            row.status = "error"
-            row.error_file = error_file or ""
-            row.reason = reason or row.reason
+            self._set(row, ended_at=ended_at)
+        elif error:
+            self._set(row, ended_at=ended_at, status="error", error_file=error_file or "", reason=reason or row.reason)
         else:
-            row.status = "done" if row.step >= self.max_steps else "stopped"
+            self._set(row, ended_at=ended_at, status="done" if row.step >= self.max_steps else "stopped")
 
     def keep_only(self, trial_ids: set[str]) -> None:
         """Drop rows of trials the experiment does not know (see `ResultsCallback`)."""
@@ -241,14 +242,20 @@ class SweepResults:
 
     # --- internals ----------------------------------------------------------------------------
 
+    def _set(self, row: TrialRow, **changes) -> None:
+        """Replace a trial's row by a copy with ``changes`` (rows are immutable values)."""
+        self.rows[row.trial_id] = dataclasses.replace(row, **changes)
+
     def _row(self, trial_id: str, config: dict) -> TrialRow:
+        from udatune.models.registry import takes_encoder
+
         sections = {name: dict(self.base.get(name, {})) for name in ("uda", "model", "train")}
         for key, value in config.get("overrides", {}).items():
             section, _, name = key.partition(".")
             if section in sections:
                 sections[section][name] = value
         uda, model = sections["uda"], sections["model"]
-        smp = model.get("name", "") not in ("unet", "deeplabv3_mobilenet", "deeplabv3_resnet50")
+        smp = takes_encoder(str(model.get("name", "")))
         supervised = uda.get("mode") == "supervised"
         return TrialRow(
             trial_id=trial_id,

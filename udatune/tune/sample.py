@@ -114,13 +114,13 @@ def default_point(space: SearchSpace, recipe: TrialConfig) -> dict[str, Any]:
     gets sub-policies of distinct ops at probability 1 and the default's magnitude (a fixed
     AutoAugment cannot draw from every op the way RandAugment does); a value outside the
     space's range is moved to its nearest allowed value."""
-    from udatune.augment.policy import AutoAugment, parse_policy
+    from udatune.augment.policy import AutoAugment
 
     values: dict[str, Any] = {}
     for name, param in space.params.items():
         section = recipe.train if param_key(name).startswith("train.") else recipe.uda
         values[name] = getattr(section, name)
-    default = parse_policy(recipe.uda.policy)
+    default = recipe.uda.parsed_policy
     magnitude = getattr(default, "m", 4)
     policy = space.policy
     if policy.family == "randaugment":

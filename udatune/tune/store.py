@@ -12,7 +12,8 @@ nobody outside Ray reads:
   copy for people and pandas, and the fall-back when ``trials.json`` is damaged;
 * ``train/<trial id>/outcome.json`` — how a trial's Train run ended (`Outcome`);
 * ``optuna.journal`` — one real Optuna study per searched method (`optuna-dashboard` opens it);
-* ``confirm/`` — `udatune confirm`'s re-runs: ``confirm.json`` and the same files as a sweep.
+* ``confirm/`` — `udatune confirm`'s re-runs: ``confirm.json`` (`Confirmation`) and the same files
+  as a sweep.
 
 A reader that finds a file damaged falls back to another copy of the same rows, and says so in
 `Rows.source`; with no copy left it raises a `ConfigError` naming the file. Local folders and
@@ -81,10 +82,7 @@ class Manifest:
 
     @classmethod
     def from_json(cls, raw: object) -> "Manifest":
-        if not isinstance(raw, dict):
-            raise ValueError("not a JSON object")
-        known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
+        return cls(**_known_fields(cls, raw))
 
     @property
     def max_steps(self) -> int:
@@ -110,6 +108,51 @@ class Outcome:
     def __post_init__(self) -> None:
         if self.outcome not in ("done", "stopped", "failed"):
             raise ValueError(f"outcome must be done, stopped or failed, got {self.outcome!r}")
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """``confirm/confirm.json``: what `udatune confirm` re-runs and why, written before the runs.
+
+    ``settings`` are the confirm settings (top, seeds, resources, max_concurrent); each of
+    ``candidates`` is a configuration of the search (name, method, source_trial, overrides,
+    score, seed). As with the manifest, a missing field reads as its default.
+    """
+
+    created: str = ""
+    sweep: str = ""
+    settings: dict = field(default_factory=dict)
+    candidates: tuple[dict, ...] = ()
+    trials: int = 0  # runs planned: (candidates + the baseline) × seeds
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.settings, dict):
+            raise ValueError(f"settings must be a mapping, got {type(self.settings).__name__}")
+        if not all(isinstance(c, dict) for c in self.candidates):
+            raise ValueError("candidates must be a list of mappings")
+
+    def to_json(self) -> dict:
+        return {"created": self.created, "sweep": self.sweep, "settings": self.settings,
+                "candidates": [dict(c) for c in self.candidates], "trials": self.trials}
+
+    @classmethod
+    def from_json(cls, raw: object) -> "Confirmation":
+        known = _known_fields(cls, raw)
+        if "candidates" in known:
+            if not isinstance(known["candidates"], list):
+                raise ValueError(f"candidates must be a list, got {type(known['candidates']).__name__}")
+            known["candidates"] = tuple(known["candidates"])
+        if "trials" in known:
+            known["trials"] = int(known["trials"])
+        return cls(**known)
+
+
+def _known_fields(record: type, raw: object) -> dict:
+    """The keys of a JSON object that are fields of ``record`` (others, from another udatune
+    version or a hand edit, are ignored)."""
+    if not isinstance(raw, dict):
+        raise ValueError("not a JSON object")
+    return {k: v for k, v in raw.items() if k in record.__dataclass_fields__}
 
 
 @dataclass(frozen=True)
@@ -381,8 +424,20 @@ def is_confirmed(path: str) -> bool:
     return kind(f"{confirm_path(path)}/{CONFIRM_MANIFEST}") == "file"
 
 
-def write_confirm_manifest(path: str, manifest: dict) -> None:
-    write_bytes(f"{confirm_path(path)}/{CONFIRM_MANIFEST}", json.dumps(manifest, indent=2, default=str).encode())
+def write_confirm_manifest(path: str, confirmation: Confirmation) -> None:
+    write_bytes(f"{confirm_path(path)}/{CONFIRM_MANIFEST}", json.dumps(confirmation.to_json(), indent=2, default=str).encode())
+
+
+def read_confirm_manifest(path: str) -> Confirmation | None:
+    """What the sweep's confirmation re-runs, or None when it was never confirmed; a damaged
+    file is a `ConfigError` naming it."""
+    uri = f"{confirm_path(path)}/{CONFIRM_MANIFEST}"
+    if kind(uri) != "file":
+        return None
+    try:
+        return Confirmation.from_json(json.loads(read_bytes(uri)))
+    except (ValueError, TypeError, OSError) as err:
+        raise ConfigError(f"{uri} cannot be read ({err}); delete the sweep's confirm folder or run `udatune confirm --force`.") from None
 
 
 def remove_confirmation(path: str) -> None:

@@ -45,7 +45,8 @@ from udatune.tune.results import SweepResults
 from udatune.tune.scheduler import make_scheduler
 from udatune.tune.searcher import PickledSearcher, SweepSearcher  # noqa: F401  (old sweeps' pickles name them here)
 from udatune.tune.settings import SweepSettings, trials_that_fit
-from udatune.tune.trainable import DRIVER_RESOURCES, start_stop_board, sweep_trial
+from udatune.tune.stopping import start_stop_board
+from udatune.tune.trainable import DRIVER_RESOURCES, sweep_trial
 
 
 @dataclass
