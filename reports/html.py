@@ -36,7 +36,7 @@ body{font-family:system-ui,sans-serif;margin:24px auto;max-width:1100px;color:#2
 h1{font-size:22px;margin-bottom:4px}h2{font-size:17px;margin-top:32px;border-bottom:1px solid #ddd;padding-bottom:4px}
 table{border-collapse:collapse;font-size:12px;margin:8px 0}th,td{padding:3px 8px;text-align:left;border-bottom:1px solid #eee;vertical-align:top}
 th{background:#f6f6f6;position:sticky;top:0}td.num{text-align:right;font-variant-numeric:tabular-nums}
-.dim{color:#888}.good{color:#1a7f37;font-weight:600}.bad{color:#b35900}.note{color:#555;font-size:12px;max-width:900px}
+.dim{color:#888}.good{color:#1a7f37;font-weight:600}.bad{color:#b35900}.verdict{font-size:15px;max-width:900px}.note{color:#555;font-size:12px;max-width:900px}
 .charts{display:flex;flex-wrap:wrap;gap:12px}table.sortable th{cursor:pointer}
 img.pred{image-rendering:pixelated;display:block}
 """
@@ -118,8 +118,9 @@ def methods_section(report: Report) -> str:
         else:
             mark = "✓ confirmed" if confirmed.confirmed else "✗ not confirmed"
             verdict = f'{_gain(confirmed.gain)} <span class="{"good" if confirmed.confirmed else "bad"}">{mark}</span>'
-        rows.append([escape(m.method), escape(m.searcher), str(m.trials), duration(m.compute_seconds), _num(m.best_miou),
-                     _num(m.median_miou), '<span class="dim">baseline</span>' if baseline else _gain(m.gain), verdict])
+        trials = str(m.trials) + (f" ({m.consistency_off} consistency off)" if m.consistency_off else "")
+        rows.append([escape(m.method), escape(m.searcher), trials, duration(m.compute_seconds), _num(m.best_miou), _num(m.median_miou),
+                     '<span class="dim">baseline</span>' if baseline else _gain(m.gain), verdict])
     methods = table(["method", "search", "trials", f"compute ({report.unit})", "best val mIoU", "median val mIoU",
                      "val gain [95% CI over seeds]", "confirmed gain (fresh seeds)"], rows, numeric={2, 4, 5})
     best_rows = []
@@ -135,7 +136,9 @@ def methods_section(report: Report) -> str:
         note("Gain: per seed, the method's best trial minus the supervised baseline trained on the same labeled frames "
              "with the same seed, at the same step; mean and Student-t 95% interval across seeds (with one seed there is no "
              f"interval). Compute: the workers' busy time (training, evaluation, checkpoints) × reserved {report.unit}s. "
-             "Validation numbers are the winners of a search; the confirmed column re-runs them with fresh seeds."),
+             "Validation numbers are the winners of a search; the confirmed column re-runs them with fresh seeds. "
+             "Consistency off: UDA trials whose mask ratio never passed 1% (no pixel passed τ); they trained as supervised "
+             "runs and count towards no gain or best configuration."),
         "<h3>Best configuration per method</h3>", best,
     )
 
@@ -147,7 +150,8 @@ def confirmed_section(report: Report) -> str:
             f"<code>udatune confirm {escape(report.sweep.name)} --top 3 --seeds 100,101,102</code> re-runs the top "
             "configurations and the baseline with fresh seeds and scores them on the test split."))
     split = report.confirmed[0].split
-    rows = [[escape(c.candidate), escape(c.method), escape(c.source_trial), escape(policy_text(c.row, 200)), escape(knobs(c.row)),
+    rows = [[escape(c.candidate + (" (default)" if c.default_recipe else "")), escape(c.method), escape(c.source_trial or "—"),
+             escape(policy_text(c.row, 200)), escape(knobs(c.row)),
              str(c.gain.n), _num(c.score.mean), _gain(c.gain),
              f'<span class="{"good" if c.confirmed else "bad"}">{"✓ confirmed" if c.confirmed else "✗ not confirmed"}</span>']
             for c in report.confirmed]
@@ -263,10 +267,15 @@ def render_html(report: Report, importances: list[Importance], predictions: Pred
         f"· revision {escape(sweep.manifest.git_revision or '—')} · report made "
         f"{dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')}</p>"
     )
+    found = report.verdict
+    verdict = ""
+    if found is not None:  # the confirmed numbers lead: they are the ones to act on
+        good = found.best.confirmed and (found.best.default_recipe or found.beats_default)
+        verdict = f'<p class="verdict {"good" if good else "bad"}"><b>{escape(found.line())}</b></p>'
     body = [
         header,
-        methods_section(report),
-        confirmed_section(report),
+        verdict,
+        *([confirmed_section(report), methods_section(report)] if report.confirmed else [methods_section(report), confirmed_section(report)]),
         best_so_far_section(report),
         gains_section(report),
         per_class_section(report),

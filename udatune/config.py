@@ -142,6 +142,11 @@ class TrainConfig:
     # A pretrained encoder learns at lr × this (0.1 is usual); 1.0 = one learning rate for all.
     encoder_lr_mult: float = 1.0
     freeze_encoder_steps: int = 0  # keep the encoder (weights and BatchNorm statistics) frozen this long
+    # CPU threads for torch's kernels; 0: torch's default (the machine's cores, or what Ray gives
+    # a worker). A seeded run repeats bit for bit on the same torch build, device and thread count
+    # — loader workers do not matter — but another thread count sums floats in another order,
+    # and training amplifies that like a different seed (docs/benchmarks.md, reproducibility).
+    threads: int = 0
 
     def __post_init__(self) -> None:
         _check("train", [
@@ -162,6 +167,7 @@ class TrainConfig:
             (not (math.isfinite(self.encoder_lr_mult) and self.encoder_lr_mult >= 0),
              f"train.encoder_lr_mult (--encoder-lr-mult) must be a finite number ≥ 0 (0.1 is usual for a pretrained encoder), got {self.encoder_lr_mult}"),
             (self.freeze_encoder_steps < 0, f"train.freeze_encoder_steps (--freeze-encoder-steps) must be ≥ 0, got {self.freeze_encoder_steps}"),
+            (self.threads < 0, f"train.threads must be ≥ 0 (0: torch's default), got {self.threads}"),
         ])
 
 

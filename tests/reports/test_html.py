@@ -16,7 +16,7 @@ from udatune.reports.report import build_report
 @pytest.fixture
 def report_html(sweep_writer, tmp_path):
     path = sweep_writer.finished()
-    sweep_writer.confirmation(path)
+    sweep_writer.confirmation(path, default=(0.52, 0.53, 0.54))
     page = build_html(build_report(load_sweep(str(path))), predictions=0)
     file = tmp_path / "report.html"
     file.write_text(page, encoding="utf-8")
@@ -33,6 +33,9 @@ def test_the_page_has_every_section_and_needs_nothing_outside_it(report_html):
     assert "+0.030 [+0.005, +0.055]" in page and "+0.050 (n/a, 1 seed)" in page
     assert "✓ confirmed" in page and "✗ not confirmed" in page
     assert "needs at least 3 trials" in page  # randaugment's importance: one trial only
+    # the verdict leads, then the confirmed table, then the validation numbers
+    assert page.index("Best recipe c1 (autoaugment): +0.040") < page.index('<section id="confirmed">') < page.index('<section id="methods">')
+    assert "did not beat the default" in page and "c3 (default)" in page
 
 
 chromium = find_chromium()

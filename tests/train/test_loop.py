@@ -68,6 +68,20 @@ def test_loader_workers_do_not_change_the_run(tiny_data):
     assert in_process.history == with_workers.history
 
 
+def test_a_run_records_and_can_fix_what_its_numbers_depend_on(tiny_data):
+    # The thread count changes the order of float sums (a different run, like another seed):
+    # the start record says which was used, and train.threads fixes it.
+    before = torch.get_num_threads()
+    try:
+        records = []
+        run_trial(tiny_config(**{"train.threads": 1, "train.steps": 2}), tiny_data, hooks=lambda r, save: records.append(r))
+        start = records[0]
+        assert start["kind"] == "start" and start["torch_threads"] == 1 and torch.get_num_threads() == 1
+        assert start["device"] == "cpu" and start["torch"] == torch.__version__
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_records_carry_loss_terms_mask_ratio_and_per_class_iou(tiny_data):
     records = []
     result = run_trial(tiny_config(**{"train.evaluate_test": True}), tiny_data, hooks=lambda r, s: records.append(r))

@@ -49,6 +49,12 @@ class TrialResult:
     wait_seconds: float = 0.0  # wall time waiting for batches
 
 
+def run_environment(device: torch.device) -> dict:
+    """What decides a seeded run's numbers besides its config: the torch build, the device and
+    the number of CPU threads (float sums in another order diverge like another seed)."""
+    return {"torch": torch.__version__, "device": str(device), "torch_threads": torch.get_num_threads()}
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -140,6 +146,8 @@ def setup_trial(
     policy = cfg.uda.parsed_policy
     t = cfg.train
     device = resolve_device(t.device)
+    if t.threads:
+        torch.set_num_threads(t.threads)
     torch.manual_seed(t.seed)
     model = build_model(cfg.model, data.num_classes).to(device)
     if device.type == "cuda":
@@ -246,8 +254,9 @@ def run_trial(
     running: dict[str, torch.Tensor] = {}
     model.train()
     step = start
-    # Set-up ends here (data, model, loaders): timers in the hooks start from this record.
-    hooks({"kind": "start", "step": start}, save)
+    # Set-up ends here (data, model, loaders): timers in the hooks start from this record. It
+    # also says what a bit-for-bit repeat of this run needs besides its config.
+    hooks({"kind": "start", "step": start, **run_environment(device)}, save)
     while step < t.steps:
         tick = time.perf_counter()
         labeled = to_device(next(labeled_iter), device)
