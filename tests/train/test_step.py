@@ -8,7 +8,7 @@ from torch import nn
 
 from udatune.config import UDAConfig
 from udatune.train.step import StepContext, uda_step
-from udatune.train.teacher import ClassThresholds, evaluation_mode
+from udatune.train.teacher import ClassThresholds, statistics_frozen
 
 K = 4  # classes
 H, W = 8, 12
@@ -94,10 +94,20 @@ def test_teacher_pass_leaves_batchnorm_statistics_to_the_student_forward():
     assert model.training and bn.training  # the step leaves the student in training mode
 
 
-def test_evaluation_mode_restores_each_module_to_its_own_mode():
+def test_frozen_statistics_normalise_with_the_batch_and_are_restored():
     model = _bn_model()
     model.train()
-    model[1].eval()  # e.g. a frozen encoder's BatchNorm
-    with evaluation_mode(model):
-        assert not any(m.training for m in model.modules())
-    assert model.training and model[0].training and not model[1].training
+    model[1].eval()  # e.g. a frozen encoder's BatchNorm: it keeps using its running statistics
+    other = _bn_model(1).train()
+    images = torch.randn(4, 3, H, W) * 5 + 3
+    mean_before = other[1].running_mean.clone()
+    with torch.no_grad(), statistics_frozen(other):
+        inside = other(images)
+    assert torch.equal(other[1].running_mean, mean_before) and int(other[1].num_batches_tracked) == 0
+    assert other[1].track_running_stats and other.training
+    with torch.no_grad():
+        # the same numbers as a training-mode pass: the batch's own statistics
+        assert torch.allclose(inside, other(images), atol=1e-5)
+    with statistics_frozen(model):
+        assert not model[1].training and model[1].track_running_stats  # left as it was
+    assert model.training and not model[1].training

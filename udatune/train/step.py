@@ -1,8 +1,8 @@
 """One optimisation step: supervised, or UDA. Plain functions, no Ray, no loop state.
 
 The UDA step, top to bottom:
-1. teacher predicts on the weak view (no gradient, evaluation mode: its pass leaves the
-   BatchNorm statistics alone), sharpened by T;
+1. teacher predicts on the weak view (no gradient; its pass leaves BatchNorm's running
+   statistics alone), sharpened by T;
 2. the strong view's geometry (affine warp, CutMix box) is applied to the student's input
    and to the teacher's probabilities alike, with a validity mask for pixels moved out of
    frame;

@@ -14,14 +14,13 @@
   teacher's probabilities are multiplied by (class frequency in the labeled pixels) /
   (running mean of the teacher's own predictions), so the pseudo-labels keep the labeled
   class balance instead of drifting to the large classes.
-* `teacher_pass`: the teacher predicts in evaluation mode. When the student is its own teacher,
-  a training-mode pass over the weak views would fold weak-only batch statistics into
-  BatchNorm's running statistics — the ones evaluation uses — although no loss is computed on
-  those views; and the teacher's targets would depend on which other images share its batch.
-  In evaluation mode the running statistics are left alone and the targets are what the model
-  itself would predict at test time, the same rule the mean teacher (always in evaluation
-  mode) follows. Putting the weak views into the student's forward instead (FixMatch) costs a
-  third more forward-backward per step, which a CPU budget cannot spare.
+* `teacher_pass`: the teacher's pass leaves BatchNorm's running statistics alone. When the
+  student is its own teacher, a plain training-mode pass over the weak views folded weak-only
+  batch statistics into the running statistics — the ones evaluation uses — although no loss
+  is computed on those views. The pass still normalises with the weak batch's own statistics,
+  as before: an evaluation-mode teacher (running statistics) was measured instead, and on the
+  demo's small U-Net its targets drifted until UDA collapsed (docs/benchmarks.md); putting the
+  weak views into the student's forward (FixMatch) costs a third more compute per step.
 """
 
 from __future__ import annotations
@@ -42,24 +41,27 @@ Reduce = Callable[[torch.Tensor], torch.Tensor]
 
 
 @contextlib.contextmanager
-def evaluation_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Every module in evaluation mode for the duration, then each back to its own mode: a
-    frozen encoder's BatchNorm layers stay in evaluation mode afterwards (`model.train()`
-    would switch them all back on)."""
-    modes = [(module, module.training) for module in model.modules()]
-    model.eval()
+def statistics_frozen(model: nn.Module) -> Iterator[nn.Module]:
+    """BatchNorm layers normalise with the batch's statistics but neither read nor update their
+    running ones for the duration (``track_running_stats`` off), then are restored. Layers in
+    evaluation mode (a frozen encoder's, the mean teacher's) keep using their running ones."""
+    from udatune.models.registry import BATCH_NORMS
+
+    layers = [m for m in model.modules() if isinstance(m, BATCH_NORMS) and m.training and m.track_running_stats]
+    for layer in layers:
+        layer.track_running_stats = False
     try:
         yield model
     finally:
-        for module, training in modes:
-            module.training = training
+        for layer in layers:
+            layer.track_running_stats = True
 
 
 @torch.no_grad()
 def teacher_pass(teacher: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """The teacher's logits on ``images``, with no gradient and no BatchNorm statistics updated
-    (see the module docstring)."""
-    with evaluation_mode(teacher):
+    """The teacher's logits on ``images``, with no gradient and no BatchNorm running statistics
+    updated (see the module docstring)."""
+    with statistics_frozen(teacher):
         return teacher(images)
 
 
