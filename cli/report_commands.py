@@ -47,7 +47,6 @@ def report(
             check_output_file(path, option)
     console = Console()
     result = build_report(_load(name, storage))
-    print_report(result, console)
     trials = result.sweep.trials
     for path, write in ((csv, lambda p: trials.to_csv(p, index=False)), (parquet, lambda p: trials.to_parquet(p, index=False))):
         if path is not None:
@@ -64,6 +63,8 @@ def report(
         from udatune.reports.browser import screenshot as take_screenshot
 
         console.print(f"screenshot: {take_screenshot(html, screenshot)}")
+    # Last, so that the report's own last line — the verdict, once confirmed — ends the output.
+    print_report(result, console)
 
 
 @app.command()
