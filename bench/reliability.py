@@ -36,7 +36,10 @@ Setup = Callable[[Path], None]
 TINY_TRAIN = ("--fast-dev-run", "--width", "4", "--set", "data.image_size=40x56")
 TINY_SWEEP = ("--trials", "0", "--seeds", "0", "--max-steps", "4", "--set", "train.eval_every=2",
               "--set", "train.log_every=1", "--set", "train.batch_size=2", "--set", "train.unlabeled_batch_size=2",
-              "--set", "model.width=4", "--image-size", "40x56", "--num-cpus", "2")
+              "--set", "model.width=4", "--image-size", "40x56", "--num-cpus", "2",
+              # τ = 0: in 4 steps no pixel passes a higher τ, and a trial whose consistency never
+              # switched on stands for nothing (export-policy would have nothing to export).
+              "--set", "uda.tau=0")
 EXPORTED = "runs/sweeps/ok"  # the finished sweep of the "sweep" context
 DONE_RUN = "runs/done"  # the finished run of the "run" context
 
@@ -286,6 +289,12 @@ CASES: tuple[Case, ...] = (
     Case("search-space-yaml", "sweep options", "a space file with a YAML error", ("search", "--space", "s.yaml"), "line 2",
          setup=_write("s.yaml", "method: mine\npolicy: x: y\n"), absent=("runs",)),
     Case("search-seeds", "sweep options", "--seeds that are not integers", ("search", "--seeds", "a,b"), "--seeds", absent=("runs",)),
+    Case("search-confirm-seeds", "sweep options", "--confirm-seeds that the search also uses", ("search", "--confirm", "1", "--confirm-seeds", "0,100"),
+         "--confirm-seeds", absent=("runs",)),
+    Case("search-confirm-negative", "sweep options", "a negative --confirm", ("search", "--confirm", "-1"), "--confirm", absent=("runs",)),
+    Case("search-knobs", "sweep options", "an unknown --knobs mode", ("search", "--knobs", "some"), "--knobs", absent=("runs",)),
+    Case("search-unequal-knobs", "sweep options", "two spaces that search different knobs", ("search", "--space", "randaugment", "--space", "s.yaml"),
+         "policy family", setup=_write("s.yaml", "method: narrow\npolicy: {family: trivialaugment}\ntau: [0.7, 0.9]\n"), absent=("runs",)),
     Case("search-scheduler", "sweep options", "an unknown scheduler", ("search", "--scheduler", "hyperband"), "--scheduler", absent=("runs",)),
     Case("search-trials", "sweep options", "a negative trial count", ("search", "--trials", "-1"), "--trials", absent=("runs",)),
     Case("search-steps", "sweep options", "a zero step budget", ("search", "--max-steps", "0"), "--max-steps", absent=("runs",)),

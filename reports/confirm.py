@@ -61,7 +61,7 @@ class ConfirmSettings:
             (self.top < 1, f"{top} must be ≥ 1, got {self.top}"),
             (not self.seeds, f"{seeds} needs at least one seed"),
             (len(set(self.seeds)) != len(self.seeds), f"{seeds} repeats a seed: {','.join(map(str, self.seeds))}"),
-            (bool(used), f"seed {','.join(map(str, used))} was used by the search; confirmation needs fresh seeds"),
+            (bool(used), f"{seeds}: seed {','.join(map(str, used))} was used by the search; confirmation needs fresh seeds"),
             (self.max_concurrent < 0, f"--max-concurrent must be ≥ 0, got {self.max_concurrent}"),
         ]
         for bad, message in problems:

@@ -60,7 +60,8 @@ def choose(report: Report) -> Choice:
         return Choice(best.method, best.source_trial, overrides, evidence, best.confirmed)
     ranked = rank_candidates(sweep, 1)
     if not ranked:
-        raise ConfigError(f"Sweep {sweep.name!r} has no UDA trial with a result yet; nothing to export.")
+        raise ConfigError(f"Sweep {sweep.name!r} has no UDA trial with a result yet (trials whose consistency never switched on "
+                          "do not count: their scores say nothing about their policy); nothing to export.")
     top = ranked[0]
     what = "paired val gain" if report.sweep.trials["gain"].notna().any() else "val mIoU"
     evidence = f"best {what} of the search ({top.score:+.4f}, seed {top.seed}); not confirmed — run `udatune confirm {sweep.name}`"

@@ -12,6 +12,7 @@ import pytest
 
 from udatune.augment.policy import parse_policy
 from udatune.cli.app import main
+from udatune.reports.load import load_sweep
 
 
 @pytest.fixture(autouse=True)
@@ -73,16 +74,29 @@ TINY = [
     "--max-steps", "4", "--grace-period", "2", "--num-cpus", "2",
     "--set", "train.eval_every=2", "--set", "train.log_every=1", "--set", "train.batch_size=2",
     "--set", "train.unlabeled_batch_size=2", "--set", "model.width=4", "--set", "uda.rampup_steps=2",
+    "--set", "uda.tau=0",  # in 4 steps no pixel passes a higher τ: consistency would never switch on
 ]
 
 
 @pytest.mark.slow
 def test_a_tiny_sweep_on_a_local_ray(tmp_path, capsys):
-    """2 searched trials (AutoAugment/TPE + RandAugment/random) + baselines for 2 seeds, 4 steps."""
+    """2 searched trials (AutoAugment + RandAugment, each the default recipe in its family) +
+    baselines for 2 seeds, 4 steps; then the confirmation of --confirm 1 on a fresh seed (the
+    same code as `udatune confirm`), which ends the output with the verdict."""
     storage = tmp_path / "sweeps"
-    assert main(["search", "--trials", "2", "--seeds", "0,1", "--storage", str(storage), "--name", "tiny", *TINY]) == 0
+    assert main(["search", "--trials", "2", "--seeds", "0,1", "--storage", str(storage), "--name", "tiny", *TINY,
+                 "--confirm", "1", "--confirm-seeds", "100"]) == 0
     out = capsys.readouterr().out
     assert "methods ranked by gain" in out.replace("\n", " ") and "results:" in out
+    # The best recipe and the default recipe (once, whichever trials ran it) re-run with
+    # supervised on seed 100, scored on the test split; the output ends with the verdict.
+    confirm = load_sweep(str(storage / "tiny")).confirm
+    assert set(confirm["seed"]) == {100} and set(confirm["status"]) == {"done"} and set(confirm["split"]) == {"test"}
+    candidates = confirm.drop_duplicates("candidate").set_index("candidate")
+    assert "baseline" in candidates.index and "c1" in candidates.index and candidates["default_recipe"].sum() == 1
+    assert confirm["test_miou"].between(0, 1).all()
+    verdict = " ".join(out[out.rindex("Best recipe c1"):].split())
+    assert "on 1 fresh seed, test split" in verdict and verdict.endswith("inside the noise.")
 
     sweep = storage / "tiny"
     frame = pd.read_csv(sweep / "results.csv")
