@@ -131,3 +131,43 @@ def synthetic_cache(tmp_path_factory, monkeypatch) -> Path:
     monkeypatch.setenv("UDATUNE_CACHE", str(cache))
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     return cache
+
+
+# One tiny real sweep, searched and confirmed, shared by the search and the report tests (each
+# real sweep costs a Ray start and a trial start per trial: about a minute and a half here).
+CONFIRMED_SWEEP_ARGS = [
+    "search", "--trials", "2", "--seeds", "0,1", "--name", "tiny", "--confirm", "1", "--confirm-seeds", "100",
+    "--max-steps", "4", "--grace-period", "2", "--num-cpus", "2",
+    "--set", "train.eval_every=2", "--set", "train.log_every=1", "--set", "train.batch_size=2",
+    "--set", "train.unlabeled_batch_size=2", "--set", "model.width=4", "--set", "uda.rampup_steps=2",
+    "--set", "uda.tau=0",  # in 4 steps no pixel passes a higher τ: consistency would never switch on
+]
+
+
+class ConfirmedSweep:
+    """`udatune search --trials 2 --seeds 0,1 --confirm 1` as run once: where it is, its exit
+    code and what it printed."""
+
+    def __init__(self, storage: Path, cache: Path, code: int, out: str) -> None:
+        self.storage, self.cache, self.code, self.out = storage, cache, code, out
+
+    @property
+    def path(self) -> Path:
+        return self.storage / "tiny"
+
+
+@pytest.fixture(scope="session")
+def confirmed_sweep(tmp_path_factory) -> ConfirmedSweep:
+    import contextlib
+    import io
+
+    from udatune.cli.app import main
+
+    storage = tmp_path_factory.mktemp("confirmed-sweeps")
+    cache = tmp_path_factory.getbasetemp() / "synthetic-cache"
+    printed = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
+        patch.setenv("UDATUNE_CACHE", str(cache))
+        patch.delenv("RAY_ADDRESS", raising=False)
+        code = main([*CONFIRMED_SWEEP_ARGS, "--storage", str(storage)])
+    return ConfirmedSweep(storage, cache, code, printed.getvalue())

@@ -78,29 +78,14 @@ def test_export_policy_writes_files_that_load(sweep_writer, tmp_path, capsys):
 
 # --- a real tiny sweep ----------------------------------------------------------------------------
 
-TINY = [
-    "--max-steps", "4", "--num-cpus", "2",  # synthetic frames at the sweep default 32x48 (cache shared with the search test)
-    "--set", "train.eval_every=2", "--set", "train.log_every=1", "--set", "train.batch_size=2",
-    "--set", "train.unlabeled_batch_size=2", "--set", "model.width=4", "--set", "uda.rampup_steps=2",
-    "--set", "uda.tau=0",  # in 4 steps no pixel passes a higher τ: consistency would never switch on
-]
-
-
-@pytest.fixture(scope="module")
-def tiny_sweep(tmp_path_factory):
-    """One searched trial (AutoAugment) + supervised and default-UDA baselines, seed 0, 4 steps."""
-    storage = tmp_path_factory.mktemp("report-sweeps")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("UDATUNE_CACHE", str(tmp_path_factory.getbasetemp() / "synthetic-cache"))
-        patch.delenv("RAY_ADDRESS", raising=False)
-        assert main(["search", "--space", "autoaugment", "--trials", "1", "--seeds", "0", "--scheduler", "fifo",
-                     "--storage", str(storage), "--name", "tiny", *TINY]) == 0
-    return storage
 
 
 @pytest.mark.slow
-def test_a_real_sweep_reports_with_predictions_and_exports_a_loadable_pipeline(tiny_sweep, tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("UDATUNE_CACHE", str(tiny_sweep.parent.parent / "synthetic-cache"))
+def test_a_real_sweep_reports_with_predictions_and_exports_a_loadable_pipeline(confirmed_sweep, tmp_path, capsys, monkeypatch):
+    # the sweep of test_search_cli's tiny-sweep test (tests/cli/conftest.py), searched and confirmed
+    assert confirmed_sweep.code == 0, confirmed_sweep.out[-3000:]
+    tiny_sweep = confirmed_sweep.storage
+    monkeypatch.setenv("UDATUNE_CACHE", str(confirmed_sweep.cache))
     capsys.readouterr()
     html = tmp_path / "report.html"
     assert main(["report", "tiny", "--storage", str(tiny_sweep), "--html", str(html), "--predictions", "2"]) == 0

@@ -91,8 +91,14 @@ def ls(storage: Path, capsys) -> str:
     return capsys.readouterr().out
 
 
+# SIGKILL in the suite: the hardest stop (nothing gets to save). Ctrl-C mid-sweep runs too with
+# UDATUNE_ALL_SIGNALS=1 (each variant is a 3-trial sweep, about 3 minutes on 2 cores); Ctrl-C's
+# exit code and hint are in the suite through the catalogue's search-ctrl-c-start and train-ctrl-c.
+SIGNALS = [signal.SIGKILL, signal.SIGINT] if os.environ.get("UDATUNE_ALL_SIGNALS") else [signal.SIGKILL]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
+@pytest.mark.parametrize("signum", SIGNALS, ids=[s.name for s in SIGNALS])
 def test_an_interrupted_sweep_resumes_where_it_stopped(tmp_path, capsys, monkeypatch, processes, wait_until, signum):
     storage, name = tmp_path / "sweeps", "cut"
     sweep = storage / name

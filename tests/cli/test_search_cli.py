@@ -70,23 +70,15 @@ def test_an_existing_sweep_name_is_not_overwritten(tmp_path, capsys):
     assert "already exists" in capsys.readouterr().err
 
 
-TINY = [
-    "--max-steps", "4", "--grace-period", "2", "--num-cpus", "2",
-    "--set", "train.eval_every=2", "--set", "train.log_every=1", "--set", "train.batch_size=2",
-    "--set", "train.unlabeled_batch_size=2", "--set", "model.width=4", "--set", "uda.rampup_steps=2",
-    "--set", "uda.tau=0",  # in 4 steps no pixel passes a higher τ: consistency would never switch on
-]
 
 
 @pytest.mark.slow
-def test_a_tiny_sweep_on_a_local_ray(tmp_path, capsys):
+def test_a_tiny_sweep_on_a_local_ray(confirmed_sweep):
     """2 searched trials (AutoAugment + RandAugment, each the default recipe in its family) +
     baselines for 2 seeds, 4 steps; then the confirmation of --confirm 1 on a fresh seed (the
     same code as `udatune confirm`), which ends the output with the verdict."""
-    storage = tmp_path / "sweeps"
-    assert main(["search", "--trials", "2", "--seeds", "0,1", "--storage", str(storage), "--name", "tiny", *TINY,
-                 "--confirm", "1", "--confirm-seeds", "100"]) == 0
-    out = capsys.readouterr().out
+    assert confirmed_sweep.code == 0, confirmed_sweep.out[-3000:]
+    out, storage = confirmed_sweep.out, confirmed_sweep.storage
     assert "methods ranked by gain" in out.replace("\n", " ") and "results:" in out
     # The best recipe and the default recipe (once, whichever trials ran it) re-run with
     # supervised on seed 100, scored on the test split; the output ends with the verdict.

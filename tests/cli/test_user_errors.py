@@ -17,13 +17,13 @@ import pytest
 
 from bench.reliability import CASES, Outcome, prepare_context, run_case, udatune_command
 
-pytestmark = pytest.mark.slow  # about 30 subprocesses and one tiny real sweep
+pytestmark = pytest.mark.slow  # about 20 subprocesses and one tiny real sweep
 
 # The suite runs a sample of the catalogue: the first cases of each kind, and every case that
 # trains or starts Ray. Each case is a whole `udatune` process, and all 98 took 7 of the
 # suite's minutes on 2 cores. `python -m bench.reliability` runs every case (docs/reliability.md),
 # and so does this file with UDATUNE_ALL_CASES=1.
-PER_KIND = 3
+PER_KIND = 2
 
 
 def sampled(cases) -> list:
