@@ -94,7 +94,7 @@ def search(
     from udatune.tune import store
     from udatune.tune import sweep as sweeps
     from udatune.tune.sample import sampling_note
-    from udatune.tune.settings import SweepSettings, default_name, method_order, summary_line
+    from udatune.tune.settings import SweepSettings, default_name, method_shares, summary_line
     from udatune.tune.capacity import check_trial_fits, local_capacity
     from udatune.tune.cluster import check_reachable, resolve_address
     from udatune.tune.space import load_space
@@ -164,9 +164,7 @@ def search(
     console = Console()
     console.print(f"[bold]udatune search[/] {name}: {summary_line(settings)}")
     console.print(f"data: {data.name}, {len(data.labeled)} labeled / {len(data.unlabeled)} unlabeled / {len(data.val)} val, fingerprint {data.fingerprint()}")
-    shares = {s.method: 0 for s in spaces}
-    for method, _ in method_order(settings):
-        shares[method] += 1
+    shares = method_shares(settings)
     for s in spaces:
         console.print(f"  space {s.describe()}  [dim]({s.source})[/]")
         console.print(f"    {s.method}: {sampling_note(s, shares[s.method])}")

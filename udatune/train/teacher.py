@@ -32,6 +32,7 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
+from udatune.models.registry import BATCH_NORMS
 from udatune.train.losses import class_histogram
 
 # Averages a tensor over the data-parallel ranks (`loop.average_across_ranks`); None: one process.
@@ -45,8 +46,6 @@ def statistics_frozen(model: nn.Module) -> Iterator[nn.Module]:
     """BatchNorm layers normalise with the batch's statistics but neither read nor update their
     running ones for the duration (``track_running_stats`` off), then are restored. Layers in
     evaluation mode (a frozen encoder's, the mean teacher's) keep using their running ones."""
-    from udatune.models.registry import BATCH_NORMS
-
     layers = [m for m in model.modules() if isinstance(m, BATCH_NORMS) and m.training and m.track_running_stats]
     for layer in layers:
         layer.track_running_stats = False

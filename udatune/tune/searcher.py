@@ -13,7 +13,7 @@ from ray.tune.search import Searcher
 from udatune.tune.results import FAILURE
 from udatune.config import TrialConfig
 from udatune.tune.sample import METRIC, MODE, SpaceSampler, default_point, make_searcher
-from udatune.tune.settings import SweepSettings, baseline_configs, method_order
+from udatune.tune.settings import SweepSettings, baseline_configs, method_order, method_shares
 
 
 class PickledSearcher(Searcher):
@@ -50,9 +50,7 @@ class SweepSearcher(PickledSearcher):
         # each method's first trial is that recipe in the method's own terms (sample.default_point).
         storage = studies
         recipe = recipe or TrialConfig()
-        shares = {space.method: 0 for space in settings.spaces}
-        for method, _ in method_order(settings):
-            shares[method] += 1
+        shares = method_shares(settings)
         self.defines = {space.method: SpaceSampler(space) for space in settings.spaces}
         self.searchers = {
             space.method: make_searcher(space, settings.seed, storage, self.defines[space.method], trials=shares[space.method],

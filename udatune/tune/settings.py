@@ -104,6 +104,14 @@ def method_order(settings: SweepSettings) -> list[tuple[str, int]]:
     return order
 
 
+def method_shares(settings: SweepSettings) -> dict[str, int]:
+    """How many searched trials each method gets (`method_order` counted per method)."""
+    shares = {s.method: 0 for s in settings.spaces}
+    for method, _ in method_order(settings):
+        shares[method] += 1
+    return shares
+
+
 def trials_that_fit(resources: TrialResources, cpus: float, gpus: float) -> int:
     """How many trials' Train workers fit on the cluster at once."""
     fits = math.floor(cpus / (resources.workers * resources.cpus) + 1e-9)
