@@ -184,9 +184,11 @@ def eval_loader(
 
 
 def normalize(images: torch.Tensor) -> torch.Tensor:
-    """uint8 B x 3 x H x W on any device -> float, ImageNet-normalised."""
+    """uint8 B x 3 x H x W on any device -> float, ImageNet-normalised, in the channels-last
+    layout the models are kept in (`udatune.train.loop.setup_trial`), so that the first
+    convolution does not convert it."""
     mean, std = imagenet_stats(images.device)
-    return (images.float() / 255.0 - mean) / std
+    return ((images.float() / 255.0 - mean) / std).contiguous(memory_format=torch.channels_last)
 
 
 @functools.lru_cache(maxsize=8)
