@@ -39,7 +39,12 @@ SWEEP_DEFAULTS = {
     "train.log_every": 10,
     # train.num_workers: from --cpus-per-trial (TrialResources.loader_workers)
 }
-SYNTHETIC_SIZE = "32x48"
+# The built-in synthetic data in the default sweep: small frames, and a U-Net of depth 3, whose
+# bottleneck at 4x6 pixels still sees the whole frame. Depth 4 adds a 2x3 level that costs as
+# much as any other and nearly doubled a step on a CPU; at 1000 steps depth 3 keeps UDA's gain
+# (docs/benchmarks.md). Each applies unless the option or a --set names its key.
+SYNTHETIC_DEFAULTS = {"data.image_size": "32x48", "model.depth": 3}
+SYNTHETIC_SIZE = SYNTHETIC_DEFAULTS["data.image_size"]
 
 
 @app.command()
@@ -115,8 +120,9 @@ def search(
         if max_steps <= 0:
             raise ConfigError(f"Invalid sweep setting: --max-steps must be > 0, got {max_steps}.")
         cfg = cfg.override({"train.steps": max_steps}, source="--max-steps")
-    if not config and cfg.data.dataset == "synthetic" and image_size is None and "data.image_size" not in parse_sets(set_):
-        cfg = cfg.override({"data.image_size": SYNTHETIC_SIZE}, source="sweep defaults")
+    if not config and cfg.data.dataset == "synthetic":
+        given = {key for key, value in options.items() if value is not None} | set(parse_sets(set_))
+        cfg = cfg.override({k: v for k, v in SYNTHETIC_DEFAULTS.items() if k not in given}, source="sweep defaults")
     parse_policy(cfg.uda.policy)
     spaces = tuple(load_space(s) for s in (space or DEFAULT_SPACES))
     if knobs not in KNOB_MODES:

@@ -25,6 +25,8 @@ from udatune.errors import ConfigError
     (lambda: DataConfig(dataset="kitti"), "kitti"),
     (lambda: ModelConfig(name="segformr"), "segformr"),
     (lambda: ModelConfig(width=0), "model.width=0"),
+    (lambda: ModelConfig(depth=0), "model.depth=0"),
+    (lambda: ModelConfig(depth=6), "model.depth=6"),
 ])
 def test_a_bad_value_is_refused_where_the_section_is_built(build, needle):
     with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):

@@ -63,6 +63,15 @@ def test_unet_width_sets_the_parameter_count() -> None:
     assert 3.5 < count(16) / count(8) < 4.1
 
 
+def test_unet_depth_sets_its_levels_and_any_depth_keeps_the_frame_size() -> None:
+    shallow, deep = (build_model(ModelConfig(width=4, depth=d), NUM_CLASSES) for d in (3, 4))
+    assert (len(shallow.down), len(deep.down)) == (3, 4)
+    # The deepest level has the most channels: dropping it removes most of the parameters.
+    assert sum(p.numel() for p in shallow.parameters()) < sum(p.numel() for p in deep.parameters()) / 3
+    with torch.no_grad():
+        assert shallow(torch.randn(1, 3, 33, 47)).shape == (1, NUM_CLASSES, 33, 47)
+
+
 def test_unet_rejects_a_non_positive_width() -> None:
     with pytest.raises(ConfigError, match="model.width=0"):
         build_model(ModelConfig(width=0), NUM_CLASSES)

@@ -80,4 +80,4 @@ class UNet(nn.Module):
 def unet(cfg: ModelConfig, num_classes: int) -> UNet:
     if cfg.width < 1:
         raise ConfigError(f"model.width={cfg.width} must be a positive number of U-Net base channels (16 is a good start).")
-    return UNet(num_classes, width=cfg.width)
+    return UNet(num_classes, width=cfg.width, depth=cfg.depth)
