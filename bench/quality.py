@@ -217,7 +217,7 @@ def main() -> None:
         cfg = records[0]["config"]
         m = cfg["model"]
         if m["name"] in ("unet",):
-            what = f"Model `{m['name']}` width {m['width']}"
+            what = f"Model `{m['name']}` width {m['width']}, depth {m.get('depth', 4)}"
         elif m["name"].startswith("deeplabv3_"):
             what = f"Model `{m['name']}` (torchvision)"
         else:

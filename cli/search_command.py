@@ -108,21 +108,11 @@ def search(
 
     # --- parse and validate, before anything starts -------------------------------------------
     resources = TrialResources(workers_per_trial, cpus_per_trial, gpus_per_trial)
-    defaults = {**SWEEP_DEFAULTS, "train.num_workers": resources.loader_workers}
-    cfg = load_config(config) if config else TrialConfig().override(defaults, source="sweep defaults")
     options = {
         "data.dataset": dataset, "data.root": data_root, "data.labeled": labeled, "data.split_seed": split_seed,
         "data.image_size": image_size, "model.name": model, "model.encoder": encoder, "model.encoder_weights": encoder_weights,
     }
-    cfg = cfg.override({k: v for k, v in options.items() if v is not None}, source="options")
-    cfg = cfg.override(parse_sets(set_), source="--set")
-    if max_steps is not None:  # one step budget: the config's, unless the option says otherwise
-        if max_steps <= 0:
-            raise ConfigError(f"Invalid sweep setting: --max-steps must be > 0, got {max_steps}.")
-        cfg = cfg.override({"train.steps": max_steps}, source="--max-steps")
-    if not config and cfg.data.dataset == "synthetic":
-        given = {key for key, value in options.items() if value is not None} | set(parse_sets(set_))
-        cfg = cfg.override({k: v for k, v in SYNTHETIC_DEFAULTS.items() if k not in given}, source="sweep defaults")
+    cfg = base_config(config, {k: v for k, v in options.items() if v is not None}, parse_sets(set_), max_steps, resources.loader_workers)
     parse_policy(cfg.uda.policy)
     spaces = tuple(load_space(s) for s in (space or DEFAULT_SPACES))
     if knobs not in KNOB_MODES:
@@ -183,6 +173,31 @@ def search(
 
         console.print()
         run_confirmation(settings.path, storage, confirming, address, num_cpus, console)
+
+
+def base_config(config: Path | None, options: dict, sets: dict[str, str], max_steps: int | None, loader_workers: int) -> TrialConfig:
+    """The config every trial of a sweep starts from.
+
+    A --config file, or else the default sweep's settings; then the options given, the --set
+    values and --max-steps (one step budget: the config's, unless the option says otherwise);
+    last, on the built-in synthetic data of the default sweep, each of its defaults that none
+    of those named."""
+    from udatune.errors import ConfigError
+
+    if config:
+        cfg = load_config(config)
+    else:
+        cfg = TrialConfig().override({**SWEEP_DEFAULTS, "train.num_workers": loader_workers}, source="sweep defaults")
+    cfg = cfg.override(options, source="options")
+    cfg = cfg.override(sets, source="--set")
+    if max_steps is not None:
+        if max_steps <= 0:
+            raise ConfigError(f"Invalid sweep setting: --max-steps must be > 0, got {max_steps}.")
+        cfg = cfg.override({"train.steps": max_steps}, source="--max-steps")
+    if not config and cfg.data.dataset == "synthetic":
+        given = set(options) | set(sets)
+        cfg = cfg.override({k: v for k, v in SYNTHETIC_DEFAULTS.items() if k not in given}, source="sweep defaults")
+    return cfg
 
 
 def prepare_space_model(base: TrialConfig, space):

@@ -136,6 +136,23 @@ def test_a_tiny_sweep_on_a_local_ray(confirmed_sweep):
     assert logged == set(frame["trial_id"])
 
 
+def test_the_default_sweep_on_synthetic_data_is_small_unless_told_otherwise(tmp_path):
+    """The default sweep's synthetic frames are 32x48 with a depth-3 U-Net; an option or a --set
+    naming either wins, and neither applies to a --config file or to another dataset."""
+    from cli.search_command import base_config
+
+    cfg = base_config(None, {}, {}, None, loader_workers=1)
+    assert (cfg.data.image_size, cfg.model.depth, cfg.train.steps) == ((32, 48), 3, 1000)
+    cfg = base_config(None, {"data.image_size": "64x96"}, {"model.depth": "4"}, 300, loader_workers=1)
+    assert (cfg.data.image_size, cfg.model.depth, cfg.train.steps) == ((64, 96), 4, 300)
+    config = tmp_path / "trial.yaml"
+    config.write_text("train:\n  steps: 700\n")
+    cfg = base_config(config, {}, {}, None, loader_workers=1)
+    assert (cfg.data.image_size, cfg.model.depth, cfg.train.steps) == (None, 4, 700)
+    camvid = base_config(None, {"data.dataset": "camvid", "data.root": str(tmp_path)}, {}, None, loader_workers=1)
+    assert (camvid.data.image_size, camvid.model.depth) == (None, 4)
+
+
 def test_the_step_budget_is_the_configs_unless_max_steps_says_otherwise(tmp_path, capsys):
     """One budget: a config file's train.steps (or the default sweep's 1000) is the sweep's;
     --max-steps replaces it. The grace period is checked against it before anything starts."""
