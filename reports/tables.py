@@ -44,9 +44,13 @@ def fitted_table(title: str, columns: list[Column], rows: list[list], console: C
     droppable = sorted((c.drop, i) for i, c in enumerate(columns) if c.drop)
     while _needed([widths[i] for i in keep]) > console.width and droppable:
         keep.remove(droppable.pop(0)[1])
+    text_widths = _text_widths(columns, rows, widths, keep, console.width)
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for i in keep:
-        table.add_column(columns[i].header, justify=columns[i].justify, min_width=widths[i], overflow="fold")
+        # A text column gets a fixed width: left to share the spare width itself, rich folded
+        # a long unbroken cell (a policy) at one width and cut it at another, losing characters.
+        table.add_column(columns[i].header, justify=columns[i].justify, min_width=widths[i], width=text_widths.get(i),
+                         overflow="fold")
     for row in rows:
         # A whole column's cells refuse to wrap (their own setting wins over the column's, whose
         # header may wrap); the column is at least as wide as they are, so nothing is cut.
@@ -55,6 +59,20 @@ def fitted_table(title: str, columns: list[Column], rows: list[list], console: C
     if not left_out:
         return table
     return Group(table, Text(f"(left out at {console.width} columns: {', '.join(left_out)}; a wider terminal shows them)", style="dim"))
+
+
+def _text_widths(columns: list[Column], rows: list[list], widths: list[int], keep: list[int], room: int) -> dict[int, int]:
+    """The kept text columns' widths: the space the other columns leave, shared equally, but no
+    wider than a column's longest cell or header."""
+    text = [i for i in keep if not columns[i].whole]
+    if not text:
+        return {}
+    spare = max(0, room - _needed([widths[i] for i in keep])) // len(text)
+    return {i: min(widths[i] + spare, _longest(columns[i], [row[i] for row in rows])) for i in text}
+
+
+def _longest(column: Column, cells: list) -> int:
+    return max([(Text.from_markup(c) if isinstance(c, str) else c).cell_len for c in cells] + [len(column.header)])
 
 
 def _unwrapped(cell) -> Text:

@@ -139,7 +139,7 @@ def test_a_tiny_sweep_on_a_local_ray(confirmed_sweep):
 def test_the_default_sweep_on_synthetic_data_is_small_unless_told_otherwise(tmp_path):
     """The default sweep's synthetic frames are 32x48 with a depth-3 U-Net; an option or a --set
     naming either wins, and neither applies to a --config file or to another dataset."""
-    from cli.search_command import base_config
+    from udatune.cli.search_command import base_config
 
     cfg = base_config(None, {}, {}, None, loader_workers=1)
     assert (cfg.data.image_size, cfg.model.depth, cfg.train.steps) == ((32, 48), 3, 1000)
