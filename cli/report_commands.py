@@ -136,7 +136,7 @@ def run_confirmation(name: str, storage: str, settings, address: str | None, num
         confirming.remove(sweep)
 
     seed_list = settings.seeds
-    console.print(f"[bold]udatune confirm[/] {sweep.name}: {len(candidates)} configuration{"s" if len(candidates) != 1 else ""} + supervised × seeds "
+    console.print(f"[bold]udatune confirm[/] {sweep.name}: {len(candidates)} configuration{'s' if len(candidates) != 1 else ''} + supervised × seeds "
                   f"{','.join(map(str, seed_list))} = {(len(candidates) + 1) * len(seed_list)} trials, {sweep.max_steps} steps each, test split at the end")
     for c in candidates:
         origin = f"trial {c.source_trial} (score {c.score:+.4f})" if c.source_trial else "not run by the search"
