@@ -144,7 +144,7 @@ def main() -> None:
         f"Sweep `{name}`: {len(frame)} trials ({settings['trials']} searched + baselines), "
         f"{settings['max_steps']} steps each, seeds {settings['seeds']}, {settings['scheduler'].upper()}, "
         f"image size {manifest['base_config']['data']['image_size']}, model {manifest['base_config']['model']['name']} "
-        f"width {manifest['base_config']['model']['width']}, local Ray with {manifest['cluster']['cpus']:g} CPUs.\n\n"
+        f"width {manifest['base_config']['model']['width']}, depth {manifest['base_config']['model'].get('depth', 4)}, local Ray with {manifest['cluster']['cpus']:g} CPUs.\n\n"
         f"**Wall time of the whole command: {wall:.0f} s ({wall / 60:.1f} min).**\n\n"
         "Best paired gain per method (val mIoU minus the supervised baseline's at the same seed and step):\n\n"
         f"{method_table(frame)}\n\nWhere the reserved CPU time went (goal: ≥ 85% in training steps):\n\n"

@@ -44,7 +44,8 @@ class Sweep:
         model = self.base_config.get("model", {})
         name = model.get("name", "?")
         if name == "unet":
-            return f"model unet (width {model.get('width', '?')})"
+            # A sweep from before model.depth existed trained depth 4.
+            return f"model unet (width {model.get('width', '?')}, depth {model.get('depth', 4)})"
         if "encoder" not in model or name.startswith("deeplabv3_"):
             return f"model {name}"
         digest = model.get("encoder_weights_sha256")

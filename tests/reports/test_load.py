@@ -1,6 +1,7 @@
 """Reading a sweep through the store: the rows the driver wrote, with the same paired gains
 whichever copy they come from; damaged copies are skipped, or named when none is left."""
 
+import dataclasses
 import math
 
 import pandas as pd
@@ -27,6 +28,16 @@ def test_the_rows_come_from_trials_json_with_their_paired_gains(sweep_writer):
     assert (status["aa4"], status["aa5"], status["ta0"]) == ("done", "stopped", "error")
     assert sweep.last_metrics("aa4")["iou/road"] == pytest.approx(0.70)
     assert sweep.config("aa4")["overrides"]["uda.lambda_u"] == 0.8
+
+
+def test_the_model_line_names_the_unets_depth_and_depth_4_for_older_sweeps(sweep_writer):
+    sweep = load_sweep(str(sweep_writer.finished()))
+
+    def line(model: dict) -> str:
+        return dataclasses.replace(sweep, manifest=dataclasses.replace(sweep.manifest, base_config={"model": model})).model_line
+
+    assert line({"name": "unet", "width": 16, "depth": 3}) == "model unet (width 16, depth 3)"
+    assert line({"name": "unet", "width": 16}) == "model unet (width 16, depth 4)"
 
 
 def tables(path):
