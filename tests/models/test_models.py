@@ -121,6 +121,17 @@ def test_weights_of_another_model_are_refused(tmp_path: Path) -> None:
     assert str(path) in str(err.value) and "model.width" in str(err.value)
 
 
+def test_a_udatune_checkpoint_of_another_unet_names_the_options_that_rebuild_it(tmp_path: Path) -> None:
+    # A checkpoint of the default synthetic sweep is a depth-3 U-Net; `udatune train` builds depth 4.
+    saved = build_model(ModelConfig(width=8, depth=3), NUM_CLASSES)
+    path = tmp_path / "trial.pt"
+    torch.save({"model": saved.state_dict(), "config": {"model": {"name": "unet", "width": 8, "depth": 3}}}, path)
+    with pytest.raises(ConfigError, match=r"--width 8 --set model\.depth=3"):
+        build_model(ModelConfig(width=8, weights=str(path)), NUM_CLASSES)
+    loaded = build_model(ModelConfig(width=8, depth=3, weights=str(path)), NUM_CLASSES)
+    assert torch.equal(loaded.stem[0].weight, saved.stem[0].weight)
+
+
 def test_weights_for_another_class_count_load_all_but_the_classifier(tmp_path: Path) -> None:
     saved, path = _saved(tmp_path, ModelConfig(width=8))
     with pytest.warns(UserWarning, match=f"trained for {NUM_CLASSES} classes"):

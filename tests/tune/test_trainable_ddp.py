@@ -35,6 +35,7 @@ def test_a_two_worker_trial_trains_with_ddp_and_reports(tmp_path):
     state = torch.load(checkpoints[-1], map_location="cpu", weights_only=False)
     assert state["model"] and not any(key.startswith("module.") for key in state["model"])
     out = tmp_path / "from-ddp"
+    # The default synthetic sweep's U-Net is 3 deep; `udatune train` builds 4 unless told.
     assert main(["train", "--weights", str(checkpoints[-1]), "--fast-dev-run", "--mode", "supervised",
-                 "--width", "4", "--image-size", "32x48", "--out", str(out)]) == 0
+                 "--width", "4", "--set", "model.depth=3", "--image-size", "32x48", "--out", str(out)]) == 0
     assert (out / "config.json").is_file()

@@ -151,6 +151,19 @@ def describe_key_mismatch(missing: list[str], unexpected: list[str], reshaped: l
     return problems
 
 
+def _saved_model(loaded: Any) -> str:
+    """For a udatune checkpoint (which keeps its run's config beside the weights), the model
+    settings that saved it, as the options that rebuild it; else ''."""
+    config = loaded.get("config") if isinstance(loaded, dict) else None
+    model = config.get("model") if isinstance(config, dict) else None
+    if not isinstance(model, dict) or "name" not in model:
+        return ""
+    if model["name"] != "unet":
+        return f": it was saved by model {model['name']}"
+    width, depth = model.get("width", "?"), model.get("depth", 4)  # depth 4: before model.depth existed
+    return f": it was saved by the U-Net of width {width} and depth {depth} (--width {width} --set model.depth={depth})"
+
+
 def load_weights(model: nn.Module, path: str | Path, num_classes: int) -> None:
     """Load a local weights file into ``model``; raise `ConfigError` if it does not fit.
 
@@ -180,6 +193,7 @@ def load_weights(model: nn.Module, path: str | Path, num_classes: int) -> None:
             f"Weights file {file} could not be read as PyTorch weights ({type(err).__name__}: "
             f"{str(err).splitlines()[0] if str(err) else 'no details'}); save it with torch.save(model.state_dict(), path)."
         ) from None
+    saved_by = _saved_model(loaded)
     if isinstance(loaded, dict) and isinstance(loaded.get("model"), dict):
         loaded = loaded["model"]
     if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
@@ -217,6 +231,7 @@ def load_weights(model: nn.Module, path: str | Path, num_classes: int) -> None:
         )
         raise ConfigError(
             f"Weights file {file} does not fit model {name}: keys {'; '.join(problems)}. "
-            f"Check that model.name (and model.width for the U-Net) match the model that saved the file.{hint}"
+            f"Check that model.name (and model.width and model.depth for the U-Net) match the model that saved the file"
+            f"{saved_by}.{hint}"
         )
     model.load_state_dict(state)
