@@ -72,7 +72,12 @@ def _text_widths(columns: list[Column], rows: list[list], widths: list[int], kee
 
 
 def _longest(column: Column, cells: list) -> int:
-    return max([(Text.from_markup(c) if isinstance(c, str) else c).cell_len for c in cells] + [len(column.header)])
+    return max([_cell_len(c) for c in cells] + [len(column.header)])
+
+
+def _cell_len(cell) -> int:
+    """The cells a cell takes on screen (markup in a str does not count)."""
+    return (Text.from_markup(cell) if isinstance(cell, str) else cell).cell_len
 
 
 def _unwrapped(cell) -> Text:
@@ -85,7 +90,7 @@ def _width(column: Column, cells: list) -> int:
     """The narrowest a column may get: a whole column its widest cell or its header (rich would
     widen it to the header anyway), a text column `TEXT_MIN` (less when all its cells are
     shorter) or its header's longest word."""
-    lengths = [(Text.from_markup(c) if isinstance(c, str) else c).cell_len for c in cells]
+    lengths = [_cell_len(c) for c in cells]
     if column.whole:
         return max(lengths + [len(column.header)])
     word = max((len(w) for w in column.header.split()), default=1)
