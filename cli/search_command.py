@@ -39,11 +39,13 @@ SWEEP_DEFAULTS = {
     "train.log_every": 10,
     # train.num_workers: from --cpus-per-trial (TrialResources.loader_workers)
 }
-# The built-in synthetic data in the default sweep: small frames, and a U-Net of depth 3, whose
-# bottleneck at 4x6 pixels still sees the whole frame. Depth 4 adds a 2x3 level that costs as
-# much as any other and nearly doubled a step on a CPU; at 1000 steps depth 3 keeps UDA's gain
-# (docs/benchmarks.md). Each applies unless the option or a --set names its key.
-SYNTHETIC_DEFAULTS = {"data.image_size": "32x48", "model.depth": 3}
+# The built-in synthetic data in the default sweep (what `make demo` runs, in 10 minutes on two
+# cores): small frames; a U-Net of depth 3, whose bottleneck at 4x6 pixels still sees the whole
+# frame (depth 4 adds a 2x3 level that costs as much as any other); 4 unlabeled frames a step
+# (a UDA step is then 0.7 of the cost with 8); and 800 steps. Each was screened on 3 seeds for
+# keeping UDA's gain (docs/benchmarks.md). Each applies unless an option, a --set or (for the
+# steps) --max-steps names its key.
+SYNTHETIC_DEFAULTS = {"data.image_size": "32x48", "model.depth": 3, "train.unlabeled_batch_size": 4, "train.steps": 800}
 SYNTHETIC_SIZE = SYNTHETIC_DEFAULTS["data.image_size"]
 
 
@@ -53,7 +55,7 @@ def search(
     trials: int = typer.Option(4, help="Searched trials in total, shared round-robin by the spaces (baselines come on top)."),
     knobs: str = typer.Option("searched", help="searched: every method searches the same UDA knobs (λ, τ, T, TSA, anti-collapse options); default: hold them at the default recipe and search the policy only."),
     seeds: str = typer.Option("0", help="Training seeds, comma-separated; each gets its own supervised and default-UDA baseline."),
-    max_steps: Optional[int] = typer.Option(None, help="Step budget of every trial (baselines included); default: the config's train.steps (1000 in the default sweep)."),
+    max_steps: Optional[int] = typer.Option(None, help="Step budget of every trial (baselines included); default: the config's train.steps (in the default sweep 800 on the built-in synthetic data, else 1000)."),
     max_concurrent: int = typer.Option(0, help="Trials at once; 0 = as many as the cluster's CPUs/GPUs fit, plus one queued whose start-up overlaps them."),
     scheduler: str = typer.Option("asha", help="asha (prunes searched trials; baselines always finish) or fifo."),
     grace_period: int = typer.Option(0, help="ASHA: steps before a trial can be stopped (0 = max-steps / 2)."),
@@ -195,7 +197,7 @@ def base_config(config: Path | None, options: dict, sets: dict[str, str], max_st
             raise ConfigError(f"Invalid sweep setting: --max-steps must be > 0, got {max_steps}.")
         cfg = cfg.override({"train.steps": max_steps}, source="--max-steps")
     if not config and cfg.data.dataset == "synthetic":
-        given = set(options) | set(sets)
+        given = set(options) | set(sets) | ({"train.steps"} if max_steps is not None else set())
         cfg = cfg.override({k: v for k, v in SYNTHETIC_DEFAULTS.items() if k not in given}, source="sweep defaults")
     return cfg
 

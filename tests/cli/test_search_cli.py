@@ -137,32 +137,35 @@ def test_a_tiny_sweep_on_a_local_ray(confirmed_sweep):
 
 
 def test_the_default_sweep_on_synthetic_data_is_small_unless_told_otherwise(tmp_path):
-    """The default sweep's synthetic frames are 32x48 with a depth-3 U-Net; an option or a --set
-    naming either wins, and neither applies to a --config file or to another dataset."""
+    """The default sweep's synthetic frames are 32x48, with a depth-3 U-Net, 4 unlabeled frames a
+    step and 800 steps; an option, a --set or --max-steps naming one wins, and none applies to a
+    --config file or to another dataset."""
     from udatune.cli.search_command import base_config
 
-    cfg = base_config(None, {}, {}, None, loader_workers=1)
-    assert (cfg.data.image_size, cfg.model.depth, cfg.train.steps) == ((32, 48), 3, 1000)
-    cfg = base_config(None, {"data.image_size": "64x96"}, {"model.depth": "4"}, 300, loader_workers=1)
-    assert (cfg.data.image_size, cfg.model.depth, cfg.train.steps) == ((64, 96), 4, 300)
+    def small(cfg):
+        return cfg.data.image_size, cfg.model.depth, cfg.train.unlabeled_batch_size, cfg.train.steps
+
+    assert small(base_config(None, {}, {}, None, loader_workers=1)) == ((32, 48), 3, 4, 800)
+    cfg = base_config(None, {"data.image_size": "64x96"}, {"model.depth": "4", "train.unlabeled_batch_size": "8"}, 300, loader_workers=1)
+    assert small(cfg) == ((64, 96), 4, 8, 300)
+    assert small(base_config(None, {}, {"train.steps": "500"}, None, loader_workers=1)) == ((32, 48), 3, 4, 500)
     config = tmp_path / "trial.yaml"
     config.write_text("train:\n  steps: 700\n")
-    cfg = base_config(config, {}, {}, None, loader_workers=1)
-    assert (cfg.data.image_size, cfg.model.depth, cfg.train.steps) == (None, 4, 700)
+    assert small(base_config(config, {}, {}, None, loader_workers=1)) == (None, 4, 8, 700)
     camvid = base_config(None, {"data.dataset": "camvid", "data.root": str(tmp_path)}, {}, None, loader_workers=1)
-    assert (camvid.data.image_size, camvid.model.depth) == (None, 4)
+    assert small(camvid) == (None, 4, 8, 1000)
 
 
 def test_the_step_budget_is_the_configs_unless_max_steps_says_otherwise(tmp_path, capsys):
-    """One budget: a config file's train.steps (or the default sweep's 1000) is the sweep's;
+    """One budget: a config file's train.steps (or the default sweep's, 800 on synthetic data) is the sweep's;
     --max-steps replaces it. The grace period is checked against it before anything starts."""
     config = tmp_path / "trial.yaml"
     config.write_text("train:\n  steps: 700\n")
     storage = str(tmp_path / "s")
     assert main(["search", "--config", str(config), "--grace-period", "800", "--storage", storage]) == 2
     assert "max steps = 700" in capsys.readouterr().err
-    assert main(["search", "--grace-period", "1100", "--storage", storage]) == 2
-    assert "max steps = 1000" in capsys.readouterr().err
+    assert main(["search", "--grace-period", "900", "--storage", storage]) == 2
+    assert "max steps = 800" in capsys.readouterr().err
     assert main(["search", "--config", str(config), "--max-steps", "900", "--grace-period", "1100", "--storage", storage]) == 2
     assert "max steps = 900" in capsys.readouterr().err
     assert main(["search", "--max-steps", "0", "--storage", storage]) == 2
