@@ -21,7 +21,19 @@ HEADER = "# Benchmarks\n\nEvery number here was written by the command shown abo
 def machine_line() -> str:
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     cores = len(__import__("os").sched_getaffinity(0))
-    return f"{platform.processor() or platform.machine()}, {cores} cores, {device}, torch {torch.__version__}"
+    return f"{cpu_name()}, {cores} cores, {device}, torch {torch.__version__}"
+
+
+def cpu_name() -> str:
+    """The CPU's model name: two machines with the same core count can differ threefold in
+    speed, so a time means little without it."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{platform.machine()} {line.split(':', 1)[1].strip()}"
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def git_revision() -> str:
