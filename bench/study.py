@@ -1,0 +1,273 @@
+"""The real-data study: supervised, default UDA and a search's confirmed best recipe, against the
+all-labels oracle, on fresh seeds, with per-class IoU — and whether it clears the floor.
+
+One command, resumable, that writes section ``study-<dataset>`` of docs/benchmarks.md:
+
+1. ``udatune search ... --confirm 1``, run as a user runs it (a subprocess): the search on seed
+   0, then its best recipe, the default recipe and supervised re-trained on fresh seeds and
+   scored on the test split (on val, with fresh seeds, for a dataset without one: CamVid).
+2. The oracle — supervised on every labelled frame — on the same fresh seeds, from the sweep's
+   own base config (same model, image size and steps), one cached file per seed.
+3. The floor: the confirmed best recipe closes at least 30% of the supervised→oracle gap (the
+   mean gain over the mean gap), its paired gain over supervised has a 95% interval above 0,
+   and no class that supervised scores above 0.05 IoU falls below half of that.
+
+    python -m bench.study --dataset camvid --steps 2000                     # CPU: hours
+    python -m bench.study --dataset camvid --steps 2000 --image-size 360x480 --gpus-per-trial 0.25 --device cuda
+    python -m bench.study --dataset synthetic --steps 40 --trials 2 --no-write   # a rehearsal, minutes
+
+A sweep of the same name whose confirmation finished is read, not run again; one that stopped
+half-way says how to resume it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.docs import write_section
+from bench.quality import CAMVID
+
+OUT = Path(__file__).resolve().parent / "out" / "study"
+UDATUNE = str(Path(sys.executable).parent / "udatune")
+SHARE_FLOOR = 0.30  # of the supervised→oracle gap the confirmed recipe must close
+COLLAPSE = (0.05, 0.5)  # a class above this IoU for supervised may not fall below this share of it
+
+# What each dataset's search is given, besides the steps (CamVid: half resolution, the 1/16 split).
+DATASET_OPTIONS = {
+    "synthetic": [],
+    "camvid": ["--dataset", "camvid", "--data-root", str(CAMVID), "--labeled", "24", "--image-size", "90x120"],
+}
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One recipe of the study: its score per seed and its IoU per class and seed."""
+
+    name: str
+    scores: dict[int, float]
+    classes: dict[int, dict[str, float]]
+
+    def class_means(self) -> dict[str, float]:
+        names = next(iter(self.classes.values())).keys() if self.classes else ()
+        return {c: _mean([self.classes[s][c] for s in self.classes]) for c in names}
+
+
+def _mean(values: list[float]) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return statistics.mean(finite) if finite else math.nan
+
+
+def gap_share(arm: Arm, supervised: Arm, oracle: Arm) -> float:
+    """The share of the supervised→oracle gap the arm closes: its mean paired gain over the mean
+    gap, on the seeds all three ran (a ratio of means: one seed's small gap cannot blow it up).
+    NaN when the oracle does not lead on average, since there is then no gap to close."""
+    seeds = [s for s in arm.scores if s in supervised.scores and s in oracle.scores]
+    if not seeds:
+        return math.nan
+    gap = statistics.mean(oracle.scores[s] - supervised.scores[s] for s in seeds)
+    gain = statistics.mean(arm.scores[s] - supervised.scores[s] for s in seeds)
+    return gain / gap if gap > 0 else math.nan
+
+
+def collapsed_classes(arm: Arm, supervised: Arm, above: float = COLLAPSE[0], share: float = COLLAPSE[1]) -> list[str]:
+    """Classes supervised scores above ``above`` IoU (mean over seeds) on which the arm falls
+    below ``share`` of supervised: confirmation bias drowning a thin class."""
+    sup, ours = supervised.class_means(), arm.class_means()
+    return [c for c, v in sup.items() if v > above and ours.get(c, math.nan) < share * v]
+
+
+def floor_lines(best: Arm, supervised: Arm, oracle: Arm) -> list[str]:
+    """The three conditions of the floor, each with its number and whether it holds."""
+    from udatune.reports.stats import mean_interval
+
+    gain = mean_interval([best.scores[s] - supervised.scores[s] for s in best.scores if s in supervised.scores])
+    share = gap_share(best, supervised, oracle)
+    lost = collapsed_classes(best, supervised)
+    return [
+        f"share of the supervised→oracle gap closed: {share:.0%} (floor {SHARE_FLOOR:.0%}): {'met' if share >= SHARE_FLOOR else 'not met'}"
+        if math.isfinite(share) else "share of the gap: the oracle does not beat supervised on average, so there is no gap to close: not met",
+        f"paired gain over supervised: {gain.describe()} (floor: interval above 0): {'met' if gain.excludes_zero and gain.mean > 0 else 'not met'}",
+        f"classes of supervised above {COLLAPSE[0]} IoU that fell below half of it: {', '.join(lost) or 'none'}: {'not met' if lost else 'met'}",
+    ]
+
+
+def summary_table(arms: list[Arm], supervised: Arm, oracle: Arm) -> str:
+    from udatune.reports.stats import mean_interval
+
+    rows = ["| recipe | seeds | mIoU (mean ± std) | gain over supervised [95% CI] | share of the gap closed | per seed |", "|---|---|---|---|---|---|"]
+    for arm in arms:
+        values = [arm.scores[s] for s in sorted(arm.scores)]
+        std = statistics.stdev(values) if len(values) > 1 else 0.0
+        gains = [arm.scores[s] - supervised.scores[s] for s in arm.scores if s in supervised.scores]
+        share = gap_share(arm, supervised, oracle)
+        gain = "—" if arm is supervised else mean_interval(gains).describe()
+        share = "—" if arm in (supervised, oracle) or not math.isfinite(share) else f"{share:.0%}"
+        rows.append(f"| {arm.name} | {len(values)} | {statistics.mean(values):.3f} ± {std:.3f} | {gain} | {share} | "
+                    f"{', '.join(f'{v:.3f}' for v in values)} |")
+    return "\n".join(rows)
+
+
+def class_table(arms: list[Arm]) -> str:
+    names = list(arms[0].class_means())
+    rows = ["| recipe | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for arm in arms:
+        means = arm.class_means()
+        rows.append(f"| {arm.name} | " + " | ".join(f"{means.get(c, math.nan):.2f}" for c in names) + " |")
+    return "\n".join(rows)
+
+
+# --- running --------------------------------------------------------------------------------------
+
+
+def search_command(args, name: str, storage: str) -> list[str]:
+    command = [UDATUNE, "search", *DATASET_OPTIONS[args.dataset], "--max-steps", str(args.steps), "--trials", str(args.trials),
+               "--confirm", "1", "--confirm-seeds", ",".join(map(str, args.seeds)), "--name", name, "--storage", storage]
+    if args.image_size:
+        command += ["--image-size", args.image_size]
+    if args.gpus_per_trial:
+        command += ["--gpus-per-trial", str(args.gpus_per_trial)]
+    for item in args.set:
+        command += ["--set", item]
+    return command
+
+
+def confirmation_done(path: str, seeds: list[int]) -> bool:
+    from udatune.tune import store
+
+    frame = store.read_confirmation(path)
+    if frame is None:
+        return False
+    finished = frame[frame["status"] == "done"]
+    return {(m, s) for m, s in zip(finished["method"], finished["seed"])} >= {("supervised", s) for s in seeds} and len(finished) == len(frame)
+
+
+def run_oracle(base: dict, seed: int, device: str, threads: int) -> dict:
+    """The oracle at one seed: the sweep's base config, supervised, with every frame labelled."""
+    import torch
+
+    torch.set_num_threads(threads)
+    from udatune.config import TrialConfig
+    from udatune.data.registry import build_data
+    from udatune.train.loop import run_trial
+
+    cfg = TrialConfig.from_dict(base, source="sweep base config").override(
+        {"uda.mode": "supervised", "data.labeled": "all", "train.seed": seed, "train.num_workers": 0, "train.device": device,
+         "train.threads": threads, "train.evaluate_test": True})
+    start = time.perf_counter()
+    result = run_trial(cfg, build_data(cfg.data))
+    return {"seed": seed, "val": result.final, "test": result.test, "seconds": time.perf_counter() - start}
+
+
+def oracle_records(folder: Path, base: dict, seeds: list[int], device: str, jobs: int) -> list[dict]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {seed: folder / f"oracle-s{seed}.json" for seed in seeds}
+    todo = [seed for seed, path in paths.items() if not path.exists()]
+    threads = 1 if device == "cuda" else max(1, (len(__import__("os").sched_getaffinity(0))) // max(1, jobs))
+    with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = {seed: pool.submit(run_oracle, base, seed, device, threads) for seed in todo}
+        for seed, future in futures.items():
+            record = future.result()
+            paths[seed].write_text(json.dumps(record, indent=1))
+            print(f"oracle seed {seed}: {record['seconds']:.0f} s", flush=True)
+    return [json.loads(paths[seed].read_text()) for seed in seeds]
+
+
+def confirmation_arms(path: str) -> tuple[Arm, Arm, Arm | None, str]:
+    """Supervised, the default recipe and (when it is another) the search's confirmed best,
+    from the confirmation's rows; and the split they were scored on."""
+    from udatune.tune import store
+
+    frame = store.read_confirmation(path)
+    last = store.read_rows(store.confirm_path(path)).last_metrics
+    split = str(frame["split"].iloc[0])
+    prefix = "test_iou/" if split == "test" else "iou/"
+
+    def arm(name: str, rows) -> Arm:
+        scores = {int(r.seed): float(r.score) for r in rows.itertuples()}
+        classes = {int(r.seed): {k.removeprefix(prefix): float(v) for k, v in last.get(r.trial_id, {}).items() if k.startswith(prefix)}
+                   for r in rows.itertuples()}
+        return Arm(name, scores, classes)
+
+    supervised = arm("supervised", frame[frame["method"] == "supervised"])
+    default = arm("default UDA", frame[frame["default_recipe"]])
+    others = frame[(frame["method"] != "supervised") & ~frame["default_recipe"]]
+    best = None
+    if len(others):
+        first = sorted(others["candidate"].unique(), key=lambda c: int(c[1:]) if c[1:].isdigit() else 0)[0]
+        chosen = others[others["candidate"] == first]
+        best = arm(f"search's best ({chosen['method'].iloc[0]}: {chosen['policy_summary'].iloc[0]})", chosen)
+    return supervised, default, best, split
+
+
+def oracle_arm(records: list[dict], split: str) -> Arm:
+    key = "test" if split == "test" else "val"
+    scores = {r["seed"]: float(r[key]["miou"]) for r in records}
+    classes = {r["seed"]: {k[4:]: float(v) for k, v in r[key].items() if k.startswith("iou/")} for r in records}
+    return Arm("oracle (all labels)", scores, classes)
+
+
+def relative(text: str) -> str:
+    """Paths under the checkout, written relative to it (the docs are read on other machines)."""
+    return text.replace(str(Path(__file__).resolve().parents[1]) + "/", "")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", choices=sorted(DATASET_OPTIONS), default="camvid")
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--trials", type=int, default=4, help="searched trials (baselines come on top)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[100, 101, 102], help="fresh seeds of the confirmation and the oracle")
+    parser.add_argument("--image-size", default=None, help="HEIGHTxWIDTH instead of the dataset's default")
+    parser.add_argument("--gpus-per-trial", type=float, default=0.0)
+    parser.add_argument("--device", default="cpu", help="the oracle runs' device: cpu or cuda")
+    parser.add_argument("--jobs", type=int, default=2, help="oracle runs at once")
+    parser.add_argument("--set", action="append", default=[], help="section.key=value for every trial of the search")
+    parser.add_argument("--name", default=None, help="sweep name (default: study-<dataset>-<steps>)")
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+
+    name = args.name or f"study-{args.dataset}-{args.steps}"
+    storage = str(OUT / "sweeps")
+    path = f"{storage}/{name}"
+    command = search_command(args, name, storage)
+    started = time.time()
+    if not confirmation_done(path, args.seeds):
+        if Path(path).exists():
+            sys.exit(f"Sweep {path} exists but its confirmation has not finished. Carry it on with "
+                     f"`udatune resume {name} --storage {storage}` and then `udatune confirm {name} --top 1 --seeds "
+                     f"{','.join(map(str, args.seeds))} --storage {storage}`, or pick another --name.")
+        print("$", shlex.join(command), flush=True)
+        if subprocess.run(command).returncode != 0:
+            sys.exit(f"{shlex.join(command)} failed")
+    base = json.loads((Path(path) / "sweep.json").read_text())["base_config"]
+    records = oracle_records(OUT / name, base, args.seeds, args.device, args.jobs)
+    supervised, default, best, split = confirmation_arms(path)
+    oracle = oracle_arm(records, split)
+    arms = [supervised, default, *([best] if best else []), oracle]
+    judged = best or default
+    body = (
+        f"Sweep `{relative(path)}`: `{relative(shlex.join(command[1:]))}`. "
+        f"Scores on the {split} split{' (the dataset has no test split: fresh seeds on val)' if split == 'val' else ''}, "
+        f"seeds {', '.join(map(str, args.seeds))}; the oracle trains the sweep's base config on every labelled frame. "
+        f"Wall time of this invocation: {time.time() - started:.0f} s.\n\n"
+        f"{summary_table(arms, supervised, oracle)}\n\nIoU per class (mean over the seeds):\n\n{class_table(arms)}\n\n"
+        f"The floor, for {judged.name}:\n\n" + "\n".join(f"- {line}" for line in floor_lines(judged, supervised, oracle)) + "\n"
+    )
+    print(body)
+    if not args.no_write:
+        write_section(f"study-{args.dataset}", f"Study: {args.dataset}, {args.steps} steps",
+                      "python -m bench.study " + shlex.join(sys.argv[1:]), body)
+
+
+if __name__ == "__main__":
+    main()

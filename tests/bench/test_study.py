@@ -1,0 +1,43 @@
+"""The study's floor (bench/study.py): share of the gap, the paired interval, collapsed classes."""
+
+import math
+
+from bench.study import Arm, collapsed_classes, floor_lines, gap_share
+
+
+def arm(name, scores, classes):
+    return Arm(name, dict(enumerate(scores)), {s: dict(classes) for s in range(len(scores))})
+
+
+SUPERVISED = arm("supervised", [0.50, 0.48, 0.52], {"road": 0.9, "pole": 0.10, "sign": 0.03})
+ORACLE = arm("oracle", [0.56, 0.50, 0.58], {"road": 0.95, "pole": 0.2, "sign": 0.1})
+
+
+def test_the_share_of_the_gap_is_the_mean_gain_over_the_mean_gap():
+    best = arm("best", [0.53, 0.49, 0.55], {"road": 0.92, "pole": 0.09, "sign": 0.0})
+    # Gains 0.03, 0.01, 0.03 over gaps 0.06, 0.02, 0.06: 0.07 / 0.14. Seed 1's gap of 0.02 does not
+    # weigh more than the others, as it would in a mean of per-seed ratios.
+    assert round(gap_share(best, SUPERVISED, ORACLE), 6) == 0.5
+    behind = arm("oracle", [0.49, 0.47, 0.52], {"road": 0.95, "pole": 0.2, "sign": 0.1})
+    assert math.isnan(gap_share(best, SUPERVISED, behind))
+
+
+def test_a_thin_class_that_supervised_learned_and_the_recipe_lost_is_collapsed():
+    lost = arm("best", [0.55, 0.50, 0.57], {"road": 0.95, "pole": 0.04, "sign": 0.0})
+    kept = arm("best", [0.55, 0.50, 0.57], {"road": 0.95, "pole": 0.06, "sign": 0.0})
+    # sign is below 0.05 for supervised: losing it does not count; pole at 0.04 < half of 0.10 does.
+    assert collapsed_classes(lost, SUPERVISED) == ["pole"]
+    assert collapsed_classes(kept, SUPERVISED) == []
+
+
+def test_the_floor_holds_only_when_all_three_conditions_do():
+    good = arm("best", [0.535, 0.51, 0.555], {"road": 0.95, "pole": 0.09, "sign": 0.0})
+    lines = floor_lines(good, SUPERVISED, ORACLE)
+    assert all(line.endswith(": met") for line in lines), lines
+    small = arm("best", [0.506, 0.486, 0.526], {"road": 0.95, "pole": 0.09, "sign": 0.0})
+    share, gain, classes = floor_lines(small, SUPERVISED, ORACLE)
+    assert share.endswith("not met") and "13%" in share
+    assert gain.endswith(": met") and classes.endswith(": met")
+    noisy = arm("best", [0.58, 0.47, 0.56], {"road": 0.95, "pole": 0.01, "sign": 0.0})
+    share, gain, classes = floor_lines(noisy, SUPERVISED, ORACLE)
+    assert gain.endswith("not met") and "pole" in classes and classes.endswith("not met")
