@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import shlex
 import statistics
 import subprocess
@@ -172,7 +173,7 @@ def oracle_records(folder: Path, base: dict, seeds: list[int], device: str, jobs
     folder.mkdir(parents=True, exist_ok=True)
     paths = {seed: folder / f"oracle-s{seed}.json" for seed in seeds}
     todo = [seed for seed, path in paths.items() if not path.exists()]
-    threads = 1 if device == "cuda" else max(1, (len(__import__("os").sched_getaffinity(0))) // max(1, jobs))
+    threads = 1 if device == "cuda" else max(1, len(os.sched_getaffinity(0)) // max(1, jobs))
     with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = {seed: pool.submit(run_oracle, base, seed, device, threads) for seed in todo}
         for seed, future in futures.items():
