@@ -148,8 +148,8 @@ def confirmation_done(path: str, seeds: list[int]) -> bool:
     frame = store.read_confirmation(path)
     if frame is None:
         return False
-    finished = frame[frame["status"] == "done"]
-    return {(m, s) for m, s in zip(finished["method"], finished["seed"])} >= {("supervised", s) for s in seeds} and len(finished) == len(frame)
+    supervised = set(frame.loc[frame["method"] == "supervised", "seed"].astype(int))
+    return bool((frame["status"] == "done").all()) and supervised >= set(seeds)
 
 
 def run_oracle(base: dict, seed: int, device: str, threads: int) -> dict:
