@@ -45,8 +45,8 @@ COLLAPSE = (0.05, 0.5)  # a class above this IoU for supervised may not fall bel
 
 # What each dataset's search is given, besides the steps (CamVid: half resolution, the 1/16 split).
 DATASET_OPTIONS = {
-    "synthetic": [],
-    "camvid": ["--dataset", "camvid", "--data-root", str(CAMVID), "--labeled", "24", "--image-size", "90x120"],
+    "synthetic": {},
+    "camvid": {"--dataset": "camvid", "--data-root": str(CAMVID), "--labeled": "24", "--image-size": "90x120"},
 }
 
 
@@ -66,6 +66,11 @@ class Arm:
 def _mean(values: list[float]) -> float:
     finite = [v for v in values if math.isfinite(v)]
     return statistics.mean(finite) if finite else math.nan
+
+
+def paired_gains(arm: Arm, supervised: Arm) -> list[float]:
+    """The arm's score minus supervised's, on each seed both ran."""
+    return [arm.scores[s] - supervised.scores[s] for s in arm.scores if s in supervised.scores]
 
 
 def gap_share(arm: Arm, supervised: Arm, oracle: Arm) -> float:
@@ -91,7 +96,7 @@ def floor_lines(best: Arm, supervised: Arm, oracle: Arm) -> list[str]:
     """The three conditions of the floor, each with its number and whether it holds."""
     from udatune.reports.stats import mean_interval
 
-    gain = mean_interval([best.scores[s] - supervised.scores[s] for s in best.scores if s in supervised.scores])
+    gain = mean_interval(paired_gains(best, supervised))
     share = gap_share(best, supervised, oracle)
     lost = collapsed_classes(best, supervised)
     return [
@@ -109,9 +114,8 @@ def summary_table(arms: list[Arm], supervised: Arm, oracle: Arm) -> str:
     for arm in arms:
         values = [arm.scores[s] for s in sorted(arm.scores)]
         std = statistics.stdev(values) if len(values) > 1 else 0.0
-        gains = [arm.scores[s] - supervised.scores[s] for s in arm.scores if s in supervised.scores]
         share = gap_share(arm, supervised, oracle)
-        gain = "—" if arm is supervised else mean_interval(gains).describe()
+        gain = "—" if arm is supervised else mean_interval(paired_gains(arm, supervised)).describe()
         share = "—" if arm in (supervised, oracle) or not math.isfinite(share) else f"{share:.0%}"
         rows.append(f"| {arm.name} | {len(values)} | {statistics.mean(values):.3f} ± {std:.3f} | {gain} | {share} | "
                     f"{', '.join(f'{v:.3f}' for v in values)} |")
@@ -131,10 +135,12 @@ def class_table(arms: list[Arm]) -> str:
 
 
 def search_command(args, name: str, storage: str) -> list[str]:
-    command = [UDATUNE, "search", *DATASET_OPTIONS[args.dataset], "--max-steps", str(args.steps), "--trials", str(args.trials),
-               "--confirm", "1", "--confirm-seeds", ",".join(map(str, args.seeds)), "--name", name, "--storage", storage]
+    options = dict(DATASET_OPTIONS[args.dataset])
     if args.image_size:
-        command += ["--image-size", args.image_size]
+        options["--image-size"] = args.image_size
+    command = [UDATUNE, "search", *(part for pair in options.items() for part in pair), "--max-steps", str(args.steps),
+               "--trials", str(args.trials), "--confirm", "1", "--confirm-seeds", ",".join(map(str, args.seeds)),
+               "--name", name, "--storage", storage]
     if args.gpus_per_trial:
         command += ["--gpus-per-trial", str(args.gpus_per_trial)]
     for item in args.set:
