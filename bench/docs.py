@@ -25,15 +25,17 @@ def machine_line() -> str:
 
 
 def cpu_name() -> str:
-    """The CPU's model name: two machines with the same core count can differ threefold in
-    speed, so a time means little without it."""
+    """The CPU's model name and widest vector unit: two machines with the same core count can
+    differ threefold in speed (two both named just "AMD EPYC" did), so a time means little
+    without them; the vector unit (AVX-512 or AVX2) is one difference the name does not show."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{platform.machine()} {line.split(':', 1)[1].strip()}"
+        info = Path("/proc/cpuinfo").read_text()
     except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        return platform.processor() or platform.machine()
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "")
+    flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []))
+    vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else ""
+    return " ".join(part for part in (platform.machine(), model, f"({vector})" if vector else "") if part)
 
 
 def git_revision() -> str:
