@@ -100,7 +100,7 @@ def search(
     from udatune.outputs import check_sweep_name, check_writable_folder
     from udatune.tune import store
     from udatune.tune import sweep as sweeps
-    from udatune.tune.sample import sampling_note
+    from udatune.tune.sample import sampling_note, shared_methods
     from udatune.tune.settings import SweepSettings, default_name, method_shares, summary_line
     from udatune.tune.capacity import check_trial_fits, local_capacity
     from udatune.tune.cluster import check_reachable, resolve_address
@@ -148,6 +148,8 @@ def search(
         reduction_factor=reduction_factor, resources=resources,
         baselines=baselines, max_failures=max_failures,
     )
+    if baselines:  # a method whose first trial is the default-UDA baseline's run takes that run
+        settings = dataclasses.replace(settings, shared=shared_methods(spaces, cfg, method_shares(settings)))
     settings.check()
     if store.is_sweep(settings.path):
         raise ConfigError(f"A sweep named {name!r} already exists at {settings.path}; pass another --name (or resume it with `udatune resume {name}`).")
@@ -165,7 +167,7 @@ def search(
     shares = method_shares(settings)
     for s in spaces:
         console.print(f"  space {s.describe()}  [dim]({s.source})[/]")
-        console.print(f"    {s.method}: {sampling_note(s, shares[s.method])}")
+        console.print(f"    {s.method}: {sampling_note(s, shares[s.method], s.method in settings.shared)}")
     run_with_view(
         console, settings, storage, address, num_cpus,
         lambda cluster, listener: sweeps.run_sweep(settings, cfg, data.fingerprint(), cluster, listener=listener),

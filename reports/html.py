@@ -14,6 +14,7 @@ from html import escape
 
 from udatune.reports import plots
 from udatune.reports.importance import Importance, label, param_importances
+from udatune.reports.load import SHARED_WITH, trial_label
 from udatune.reports.predictions import Predictions, sample_predictions
 from udatune.reports.report import Report, duration, knobs, policy_text
 from udatune.reports.stats import Interval, best_so_far, compute_seconds
@@ -126,7 +127,7 @@ def methods_section(report: Report) -> str:
     best_rows = []
     for m in report.methods:
         row = m.best or {}
-        best_rows.append([escape(m.method), escape(str(row.get("trial_id", "—"))), escape(str(row.get("seed", ""))),
+        best_rows.append([escape(m.method), escape(trial_label(row.get("trial_id", "—"), row.get(SHARED_WITH, ""))), escape(str(row.get("seed", ""))),
                           escape(policy_text(row, 200)), escape(knobs(row)),
                           "—" if m.method == SUPERVISED else escape(str(row.get("tsa", ""))),
                           _num(row.get("val_miou")), "" if m.method == SUPERVISED else _num(row.get("gain"), 4)])
@@ -243,7 +244,7 @@ def trials_section(report: Report) -> str:
     trials = report.sweep.trials.assign(compute=compute_seconds(report.sweep.trials, report.sweep.resources))
     headers = ["trial", "method", "seed", "policy", "λ", "τ", "T", "TSA", "step", "val mIoU", "gain", f"compute ({report.unit}·s)", "status"]
     rows = [
-        [escape(str(row.trial_id)), escape(row.method), str(row.seed), escape(policy_text(row._asdict(), 80)),
+        [escape(trial_label(row.trial_id, getattr(row, SHARED_WITH, ""))), escape(row.method), str(row.seed), escape(policy_text(row._asdict(), 80)),
          _num(row.lambda_u), _num(row.tau, 2), _num(row.temperature, 2), escape(str(row.tsa)), str(row.step),
          _num(row.val_miou), _num(row.gain, 4), _num(row.compute, 0), escape(str(row.status))]
         for row in trials.itertuples()

@@ -12,6 +12,10 @@ from dataclasses import dataclass
 
 from udatune.errors import ConfigError
 from udatune.tune import store
+from udatune.tune.results import DEFAULT_UDA
+
+SHARED_WITH = "shared_with"  # column: for a shared first trial, the baseline whose run it is ("" otherwise)
+COMPUTE_COLUMNS = ("train_seconds", "eval_seconds", "checkpoint_seconds")
 
 
 @dataclass(frozen=True)
@@ -91,4 +95,27 @@ def load_sweep(path: str) -> Sweep:
             "wait until its first evaluation (or check its ray.log if it failed to start)."
         )
     name = manifest.name or path.rstrip("/").rsplit("/", 1)[-1]
-    return Sweep(name, path, manifest, rows.table, rows, store.read_confirmation(path))
+    return Sweep(name, path, manifest, with_shared_rows(rows.table, manifest.settings), rows, store.read_confirmation(path))
+
+
+def with_shared_rows(trials, settings: dict):
+    """The trial table with each shared method's first trial as a row of the method: a copy of
+    the default-UDA baseline's row of the first seed (the run that trial would have repeated),
+    marked in `SHARED_WITH` and with its compute at 0 (the baseline spent it, once). The
+    method's tables, best and curves then count its first trial, as for any other method."""
+    import pandas as pd
+
+    trials = trials.assign(**{SHARED_WITH: ""})
+    seeds = settings.get("seeds") or [0]
+    source = trials[(trials["method"] == DEFAULT_UDA) & (trials["seed"] == seeds[0])]
+    if source.empty or not settings.get("shared"):
+        return trials
+    zeroed = {c: 0.0 for c in COMPUTE_COLUMNS if c in trials.columns}
+    copies = [source.iloc[[0]].assign(method=method, **{SHARED_WITH: DEFAULT_UDA}, **zeroed) for method in settings["shared"]]
+    after = trials.index.get_loc(source.index[0]) + 1  # rows run in creation order: the copies go where the run was made
+    return pd.concat([trials.iloc[:after], *copies, trials.iloc[after:]], ignore_index=True)
+
+
+def trial_label(trial_id: str, shared_with: str = "") -> str:
+    """A trial's id as the tables show it, saying when the row is a baseline's run, shared."""
+    return f"{trial_id} ({shared_with}'s run)" if shared_with else str(trial_id)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from udatune.reports.load import SHARED_WITH
 from udatune.tune.results import DEFAULT_UDA, SUPERVISED
 
 FINISHED = ("done", "stopped")
@@ -174,6 +175,12 @@ def ranked_methods(trials: pd.DataFrame) -> list[tuple[str, Interval]]:
     return sorted(gains, key=lambda item: -item[1].mean if math.isfinite(item[1].mean) else math.inf)
 
 
+def own_runs(group: pd.DataFrame) -> pd.DataFrame:
+    """The trials a method trained itself: all but a shared first trial (the baseline's run,
+    whose steps and compute the baseline has already counted)."""
+    return group[group[SHARED_WITH] == ""] if SHARED_WITH in group.columns else group
+
+
 def best_gain(trials: pd.DataFrame) -> float:
     """The gain of the best method (NaN before any has one)."""
     ranked = ranked_methods(trials)
@@ -193,7 +200,7 @@ def summarise_methods(trials: pd.DataFrame, resources: dict, space_methods: list
             searcher="baseline" if baseline else SEARCHER_NAMES.get(searchers.get(method, ""), searchers.get(method, "") or "?"),
             trials=len(evaluated),
             finished=int(evaluated["status"].isin(FINISHED).sum()),
-            steps=int(group["step"].fillna(0).sum()),
+            steps=int(own_runs(group)["step"].fillna(0).sum()),
             compute_seconds=float(group["compute"].sum()),
             best_miou=float(evaluated["val_miou"].max()) if len(evaluated) else math.nan,
             median_miou=float(evaluated["val_miou"].median()) if len(evaluated) else math.nan,

@@ -8,6 +8,7 @@ import math
 from rich.console import Console, Group
 from rich.text import Text
 
+from udatune.reports.load import SHARED_WITH, trial_label
 from udatune.reports.report import Report, duration, knobs, policy_text
 from udatune.reports.stats import ConfirmedGain, Interval
 from udatune.reports.tables import Column, fitted_table
@@ -55,7 +56,7 @@ def best_table(report: Report, console: Console):
         if row is None:
             rows.append([m.method, "—", "", "", "", "", "", ""])
             continue
-        rows.append([m.method, str(row["trial_id"]), str(row["seed"]), policy_text(row), knobs(row),
+        rows.append([m.method, trial_label(row["trial_id"], row.get(SHARED_WITH, "")), str(row["seed"]), policy_text(row), knobs(row),
                      "—" if m.method == "supervised" else str(row.get("tsa", "")), _num(row["val_miou"]),
                      "" if m.method == "supervised" else (f"{row['gain']:+.3f}" if math.isfinite(float(row["gain"])) else "…")])
     return fitted_table("best configuration per method", columns, rows, console)

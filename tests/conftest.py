@@ -69,7 +69,7 @@ class SweepWriter:
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def manifest(self, path: Path, name: str, seeds=(0, 1, 2)) -> None:
+    def manifest(self, path: Path, name: str, seeds=(0, 1, 2), shared: tuple[str, ...] = ()) -> None:
         from udatune.config import TrialConfig
         from udatune.tune import store
 
@@ -77,7 +77,8 @@ class SweepWriter:
                   {"method": "trivialaugment", "searcher": "random"}]
         store.write_manifest(str(path), store.Manifest(
             format=store.FORMAT, udatune_version="0.1.0", created="2026-01-01T00:00:00+00:00", name=name, path=str(path),
-            settings={"seeds": list(seeds), "max_steps": self.MAX_STEPS, "resources": {"workers": 1, "cpus": 1.0, "gpus": 0.0}, "spaces": spaces},
+            settings={"seeds": list(seeds), "max_steps": self.MAX_STEPS, "resources": {"workers": 1, "cpus": 1.0, "gpus": 0.0}, "spaces": spaces,
+                      "shared": list(shared)},
             base_config=TrialConfig().override({"train.steps": self.MAX_STEPS}).to_dict(),
             data_fingerprint="fixture",
         ))
@@ -121,9 +122,10 @@ class SweepWriter:
             results.rows[trial_id] = dataclasses.replace(row, started_at=self.STARTED, ended_at=ended_at)
         store.write_rows(str(path), results, tables=False)
 
-    def finished(self, name: str = "known") -> Path:
+    def finished(self, name: str = "known", shared: tuple[str, ...] = ()) -> Path:
+        """``shared``: methods whose first trial is the default-UDA baseline's run (seed 0)."""
         path = self.root / name
-        self.manifest(path, name)
+        self.manifest(path, name, shared=shared)
         aa = ['autoaugment:[[["Rotate",0.5,3],["Color",0.2,8]]]', 'autoaugment:[[["Solarize",0.9,5],["Color",0.4,2]]]',
               'autoaugment:[[["Rotate",0.3,6],["Equalize",0.8,4]]]', 'autoaugment:[[["Color",0.7,7],["Contrast",0.6,5]]]',
               'autoaugment:[[["Rotate",0.9,2],["Solarize",0.1,9]]]', 'autoaugment:[[["Equalize",0.5,5],["Color",0.5,5]]]']

@@ -74,7 +74,8 @@ def test_an_existing_sweep_name_is_not_overwritten(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_a_tiny_sweep_on_a_local_ray(confirmed_sweep):
-    """2 searched trials (AutoAugment + RandAugment, each the default recipe in its family) +
+    """2 searched trials (AutoAugment + RandAugment, each the default recipe in its family; the
+    RandAugment one is the default-UDA baseline's run of seed 0, so it is not run again) +
     baselines for 2 seeds, 4 steps; then the confirmation of --confirm 1 on a fresh seed (the
     same code as `udatune confirm`), which ends the output with the verdict."""
     assert confirmed_sweep.code == 0, confirmed_sweep.out[-3000:]
@@ -92,8 +93,9 @@ def test_a_tiny_sweep_on_a_local_ray(confirmed_sweep):
 
     sweep = storage / "tiny"
     frame = pd.read_csv(sweep / "results.csv")
-    assert len(frame) == 6 and frame["trial_id"].is_unique  # one row per trial
-    assert sorted(frame["method"]) == sorted(["supervised", "supervised", "uda-default", "uda-default", "autoaugment", "randaugment"])
+    assert len(frame) == 5 and frame["trial_id"].is_unique  # one row per trial run: RandAugment's is shared
+    assert sorted(frame["method"]) == sorted(["supervised", "supervised", "uda-default", "uda-default", "autoaugment"])
+    assert "randaugment: 1 trial: the default recipe (the uda-default baseline's run, not trained again)" in " ".join(out.split())
     assert set(frame["status"]) <= {"done", "stopped"}
     assert frame["val_miou"].between(0, 1).all()
     uda = frame[frame["method"] != "supervised"]
@@ -101,7 +103,9 @@ def test_a_tiny_sweep_on_a_local_ray(confirmed_sweep):
         parse_policy(row.policy)  # the sampled policy, as a valid compact string
         assert row.lambda_u > 0 and 0 <= row.tau <= 1 and row.temperature > 0
     assert frame.set_index("method").loc["autoaugment", "policy"].startswith("autoaugment:")
-    assert frame.set_index("method").loc["randaugment", "policy"].startswith("randaugment:")
+    baseline = frame[(frame["method"] == "uda-default") & (frame["seed"] == 0)].iloc[0]
+    shared = load_sweep(str(sweep)).trials.set_index("method").loc["randaugment"]  # the reports' view
+    assert (shared["trial_id"], shared["shared_with"], shared["policy"]) == (baseline["trial_id"], "uda-default", "randaugment:2,4")
 
     # Gains are paired: each UDA trial against the supervised trial of its own seed, same step.
     histories = {}
@@ -127,10 +131,13 @@ def test_a_tiny_sweep_on_a_local_ray(confirmed_sweep):
     from optuna.storages.journal import JournalFileBackend
 
     journal = JournalStorage(JournalFileBackend(str(sweep / "optuna.journal")))
-    for method in ("autoaugment", "randaugment"):
-        study = optuna.load_study(study_name=method, storage=journal)
-        assert [t.user_attrs["tune_trial_id"] for t in study.trials] == list(frame[frame["method"] == method]["trial_id"])
-        assert study.trials[0].state == optuna.trial.TrialState.COMPLETE
+    study = optuna.load_study(study_name="autoaugment", storage=journal)
+    assert [t.user_attrs["tune_trial_id"] for t in study.trials] == list(frame[frame["method"] == "autoaugment"]["trial_id"])
+    assert study.trials[0].state == optuna.trial.TrialState.COMPLETE
+    # RandAugment's study holds the baseline's run as its first trial, told with its score.
+    study = optuna.load_study(study_name="randaugment", storage=journal)
+    assert [t.user_attrs["tune_trial_id"] for t in study.trials] == [baseline["trial_id"]]
+    assert study.trials[0].state == optuna.trial.TrialState.COMPLETE and study.trials[0].value == pytest.approx(baseline["val_miou"])
     # TensorBoard: every trial's curves under the sweep folder
     logged = {p.parent.name.rsplit("-", 1)[1] for p in sweep.glob("*/events.out.tfevents.*")}
     assert logged == set(frame["trial_id"])

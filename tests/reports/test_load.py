@@ -8,7 +8,9 @@ import pandas as pd
 import pytest
 
 from udatune.errors import ConfigError
-from udatune.reports.load import find_sweep, load_sweep
+from udatune.reports.confirm import rank_candidates, recipe_key
+from udatune.reports.load import find_sweep, load_sweep, trial_label
+from udatune.reports.report import build_report
 from udatune.tune import store
 
 
@@ -122,3 +124,30 @@ def test_a_results_csv_cut_short_is_never_read_as_a_shorter_table(sweep_writer):
     (path / "results.csv").write_bytes(data[: len(data) // 2])  # parses: fewer rows, the last one cut
     with pytest.raises(ConfigError, match=f"{path / 'results.csv'}.*cut short"):
         load_sweep(str(path))
+
+
+def test_a_shared_first_trial_reads_as_the_methods_own_first_row_with_no_compute(sweep_writer):
+    sweep = load_sweep(str(sweep_writer.finished("shared", shared=("randaugment",))))
+    ra = sweep.trials[sweep.trials["method"] == "randaugment"]
+    assert list(ra["trial_id"]) == ["def0", "ra0"]  # the baseline's run first, as the method's first trial was
+    first = ra.iloc[0]
+    assert first["shared_with"] == "uda-default" and first["seed"] == 0 and first["gain"] == pytest.approx(0.02)
+    assert first["train_seconds"] == 0 and first["eval_seconds"] == 0
+    assert len(sweep.trials[sweep.trials["method"] == "uda-default"]) == 3  # the baseline itself is still there
+    assert trial_label("def0", "uda-default") == "def0 (uda-default's run)" and trial_label("ra0") == "ra0"
+
+    methods = {m.method: m for m in build_report(sweep).methods}
+    plain = {m.method: m for m in build_report(load_sweep(str(sweep_writer.finished()))).methods}
+    assert methods["randaugment"].trials == 2 and methods["randaugment"].best["trial_id"] == "ra0"
+    assert methods["randaugment"].steps == plain["randaugment"].steps  # the baseline's steps are not counted twice
+    assert methods["randaugment"].compute_seconds == pytest.approx(plain["randaugment"].compute_seconds)
+    aa, aa_plain = methods["autoaugment"], plain["autoaugment"]
+    assert (aa.trials, aa.steps, aa.best["trial_id"], aa.gain) == (aa_plain.trials, aa_plain.steps, aa_plain.best["trial_id"], aa_plain.gain)
+    # Confirmation ranks recipes, not rows: the shared run is one candidate, not two.
+    keys = [recipe_key(sweep, c.overrides) for c in rank_candidates(sweep, top=20, with_default=True)]
+    assert len(keys) == len(set(keys))
+
+
+def test_a_sweep_without_shared_methods_has_no_copied_rows(sweep_writer):
+    sweep = load_sweep(str(sweep_writer.finished()))
+    assert len(sweep.trials) == 14 and set(sweep.trials["shared_with"]) == {""}

@@ -113,11 +113,13 @@ def test_a_space_comes_back_from_the_manifest(name):
 def test_settings_come_back_from_the_manifest(tmp_path):
     settings = SweepSettings(
         spaces=(load_space("autoaugment"), load_space("randaugment")), name="s", storage=str(tmp_path), trials=5, seeds=(0, 2),
-        max_steps=40, scheduler="fifo", resources=TrialResources(2, 0.5, 0.0), max_failures=3,
+        max_steps=40, scheduler="fifo", resources=TrialResources(2, 0.5, 0.0), max_failures=3, shared=("randaugment",),
     )
     write_manifest(settings, TrialConfig(), "fingerprint", Cluster("local", True, 2.0, 0.0, ""), max_concurrent=3)
     manifest = json.loads((tmp_path / "s" / "sweep.json").read_text())
     assert manifest["format"] == 1 and manifest["base_config"]["train"]["steps"] == 40
+    # `udatune ls` counts the trials that run: 5 searched, 1 of them shared, + 2 baselines × 2 seeds.
+    assert Manifest.from_json(manifest).requested_trials == settings.total_trials == 5 - 1 + 4
     moved = tmp_path / "elsewhere" / "renamed"  # a sweep folder may be moved before it is resumed
     restored = settings_from_manifest(str(moved), Manifest.from_json(manifest))
     assert restored == replace(settings, name="renamed", storage=str(moved.parent))

@@ -5,9 +5,10 @@ import pytest
 
 from udatune.augment.policy import AutoAugment, parse_policy
 from udatune.config import TrialConfig
-from udatune.tune.sample import default_point, sampling_note, startup_trials
+from udatune.errors import ConfigError
+from udatune.tune.sample import default_point, sampling_note, shared_methods, startup_trials
 from udatune.tune.searcher import SweepSearcher
-from udatune.tune.settings import SweepSettings
+from udatune.tune.settings import SweepSettings, summary_line
 from udatune.tune.space import load_space, parse_space
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -70,3 +71,66 @@ def test_the_summary_says_when_a_budget_never_leaves_random_sampling():
     space = load_space("autoaugment")
     assert "never leaves random sampling" in sampling_note(space, 2)
     assert "then TPE" in sampling_note(space, 12)
+    assert sampling_note(space, 2, shared=True).startswith("2 trials: the default recipe (the uda-default baseline's run, not trained again), then random")
+
+
+# --- a first trial that is the default-UDA baseline's run, shared rather than run twice ----------
+
+
+def test_the_shipped_randaugment_first_trial_is_the_default_baseline_and_is_shared():
+    recipe = TrialConfig()
+    spaces = tuple(load_space(n) for n in ("autoaugment", "randaugment"))
+    assert shared_methods(spaces, recipe, {"autoaugment": 2, "randaugment": 2}) == ("randaugment",)
+    assert shared_methods(spaces, recipe, {"autoaugment": 2, "randaugment": 0}) == ()  # no trial of its own to share
+    # Another recipe RandAugment cannot express exactly (N is bounded to [2, 3]): nothing is shared.
+    narrow = parse_space({"policy": {"family": "randaugment", "n": {"low": 2, "high": 3}, "m": {"low": 1, "high": 10}}}, default_method="ra")
+    assert shared_methods((narrow,), TrialConfig().override({"uda.policy": "randaugment:1,7"}), {"ra": 1}) == ()
+
+
+def shared_settings(trials: int = 4, **extra) -> SweepSettings:
+    spaces = tuple(load_space(n) for n in ("autoaugment", "randaugment"))
+    return SweepSettings(spaces=spaces, name="s", storage="/tmp", trials=trials, shared=("randaugment",), **extra)
+
+
+def test_a_shared_first_trial_is_not_queued_and_the_counts_say_so():
+    settings = shared_settings()
+    assert settings.total_trials == 4 - 1 + 2
+    assert "1 of them the default-UDA baseline's run" in summary_line(settings)
+    searcher = SweepSearcher(settings)
+    configs = [searcher.suggest(f"t{i}") for i in range(settings.total_trials)]
+    assert searcher.suggest("t-extra") == searcher.FINISHED
+    assert [c["method"] for c in configs] == ["supervised", "uda-default", "autoaugment", "autoaugment", "randaugment"]
+    assert configs[-1]["overrides"]["uda.policy"] != TrialConfig().uda.policy  # its one run is a sampled trial
+    with pytest.raises(ConfigError, match="cannot share"):
+        shared_settings(baselines=False).check()
+
+
+def test_the_baselines_result_is_told_to_the_shared_methods_study_once():
+    settings = shared_settings()
+    searcher = SweepSearcher(settings)
+    ids = [f"t{i}" for i in range(settings.total_trials)]
+    configs = {i: searcher.suggest(i) for i in ids}
+    baseline = next(i for i, c in configs.items() if c["method"] == "uda-default")
+    searcher.on_trial_complete(baseline, {"val_miou": 0.42, "step": 100})
+    searcher.on_trial_complete(baseline, {"val_miou": 0.42, "step": 100})  # a resumed sweep may report it again
+    study = optuna.load_study(study_name="randaugment", storage=searcher.storage)
+    told = [t for t in study.get_trials() if t.user_attrs.get("tune_trial_id") == baseline]
+    assert len(told) == 1 and told[0].value == pytest.approx(0.42) and told[0].state == optuna.trial.TrialState.COMPLETE
+    assert told[0].params == default_point(load_space("randaugment"), TrialConfig())
+    other = optuna.load_study(study_name="autoaugment", storage=searcher.storage)
+    assert not any(t.user_attrs.get("tune_trial_id") == baseline for t in other.get_trials())
+
+
+def test_a_failed_baseline_is_told_to_no_study(tmp_path):
+    settings = shared_settings()
+    searcher = SweepSearcher(settings)
+    configs = {f"t{i}": searcher.suggest(f"t{i}") for i in range(settings.total_trials)}
+    baseline = next(i for i, c in configs.items() if c["method"] == "uda-default")
+    searcher.on_trial_complete(baseline, {"step": 10}, error=True)
+    study = optuna.load_study(study_name="randaugment", storage=searcher.storage)
+    assert all(t.user_attrs.get("tune_trial_id") != baseline for t in study.get_trials())
+    # Its state still pickles and comes back (Tune saves it with the experiment).
+    searcher.save(str(tmp_path / "searcher.pkl"))
+    restored = SweepSearcher(shared_settings())
+    restored.restore(str(tmp_path / "searcher.pkl"))
+    assert restored.shared_trial == baseline and set(restored.shared) == {"randaugment"}

@@ -97,6 +97,7 @@ def settings_from_manifest(path: str, manifest: store.Manifest) -> SweepSettings
             storage=str(where.parent) if where else path.rstrip("/").rsplit("/", 1)[0],
             seeds=tuple(raw["seeds"]),
             plan=tuple(raw.get("plan", ())),
+            shared=tuple(raw.get("shared", ())),
             resources=TrialResources(**raw["resources"]),
         )
         return SweepSettings(spaces=spaces, **raw)

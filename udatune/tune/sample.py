@@ -14,6 +14,9 @@ Every method's first trial is the sweep's default recipe expressed in the method
 parameters (`default_point`, handed to Tune as ``points_to_evaluate``): a search then starts
 where the default stands, and its best on val is never below the default's within its family.
 TPE's random start-up is sized to the method's share of the budget (`startup_trials`).
+A method whose first trial would train exactly what the default-UDA baseline trains
+(`shared_methods`: RandAugment's, as shipped) does not run it again: the baseline's result is
+told to the method's study as its first trial (`tell_shared`).
 """
 
 from __future__ import annotations
@@ -95,16 +98,17 @@ def startup_trials(trials: int) -> int:
     return max(2, min(10, math.ceil(trials / 3)))
 
 
-def sampling_note(space: SearchSpace, trials: int) -> str:
+def sampling_note(space: SearchSpace, trials: int, shared: bool = False) -> str:
     """How the method's trials are drawn, in words for the sweep's summary: a TPE budget that
     never leaves its random start-up is random search, and the summary says so."""
     count = f"{trials} trial{'s' if trials != 1 else ''}"
+    first = "the default recipe (the uda-default baseline's run, not trained again)" if shared else "the default recipe"
     if space.searcher != "optuna":
-        return f"{count}: the default recipe, then random search"
+        return f"{count}: {first}, then random search"
     startup = startup_trials(trials)
     if trials <= startup:
-        return f"{count}: the default recipe, then random (TPE would start after {startup}; this budget never leaves random sampling)"
-    return f"{count}: the default recipe, random up to {startup}, then TPE"
+        return f"{count}: {first}, then random (TPE would start after {startup}; this budget never leaves random sampling)"
+    return f"{count}: {first}, random up to {startup}, then TPE"
 
 
 def default_point(space: SearchSpace, recipe: TrialConfig) -> dict[str, Any]:
@@ -138,6 +142,43 @@ def default_point(space: SearchSpace, recipe: TrialConfig) -> dict[str, Any]:
                 values.update({f"sp{k}_op{j}": op, f"sp{k}_p{j}": probability, f"sp{k}_m{j}": m})
     params = {**space.params, **_policy_params(policy)}
     return {name: _nearest(params[name], value) for name, value in values.items() if name in params and _is_open(params[name])}
+
+
+def first_overrides(space: SearchSpace, recipe: TrialConfig) -> dict[str, Any]:
+    """The config overrides of the method's first trial: `default_point` run through the same
+    define-by-run function as every other trial."""
+    import optuna
+
+    return SpaceSampler(space)(optuna.trial.FixedTrial(default_point(space, recipe)))["overrides"]
+
+
+def shared_methods(spaces: tuple[SearchSpace, ...], recipe: TrialConfig, shares: dict[str, int]) -> tuple[str, ...]:
+    """The methods whose first trial trains exactly the default-UDA baseline's config (the base
+    config with ``uda.mode`` = uda, the same seed): running it would train the baseline's run
+    again, so the sweep counts that run for the method instead. ``shares``: the
+    methods' searched trials (a method with none has no first trial to share)."""
+    baseline = recipe.override({"uda.mode": "uda"}).to_dict()
+    return tuple(s.method for s in spaces
+                 if shares.get(s.method, 0) > 0 and recipe.override(first_overrides(s, recipe)).to_dict() == baseline)
+
+
+def tell_shared(storage: Any, space: SearchSpace, define: "SpaceSampler", point: dict[str, Any], tune_trial_id: str, value: float) -> bool:
+    """Record the default-UDA baseline's run (Tune trial ``tune_trial_id``, val mIoU ``value``)
+    as a completed trial of the method's study, with the first trial's parameters: the study
+    then holds what the method's own first trial would have given. Public Optuna API only
+    (enqueue, ask, tell), on the study's storage; told once (False when already told — a
+    resumed sweep's searcher may be older than its study)."""
+    import optuna
+
+    study = optuna.load_study(study_name=space.method, storage=storage)
+    if any(t.user_attrs.get(TUNE_TRIAL_ID) == tune_trial_id for t in study.get_trials(deepcopy=False)):
+        return False
+    study.enqueue_trial(point)
+    trial = study.ask()
+    define.tune_trial_id = tune_trial_id
+    define(trial)
+    study.tell(trial, value)
+    return True
 
 
 def _policy_params(policy: PolicySpace) -> dict[str, Param]:

@@ -10,10 +10,10 @@ import pickle
 
 from ray.tune.search import Searcher
 
-from udatune.tune.results import FAILURE
+from udatune.tune.results import DEFAULT_UDA, FAILURE
 from udatune.config import TrialConfig
-from udatune.tune.sample import METRIC, MODE, SpaceSampler, default_point, make_searcher
-from udatune.tune.settings import SweepSettings, baseline_configs, method_order, method_shares
+from udatune.tune.sample import METRIC, MODE, SpaceSampler, default_point, make_searcher, tell_shared
+from udatune.tune.settings import SweepSettings, baseline_configs, method_shares, searched_configs
 
 
 class PickledSearcher(Searcher):
@@ -43,20 +43,29 @@ class SweepSearcher(PickledSearcher):
         if settings.plan:
             self.queue: list[dict] = [dict(config) for config in settings.plan]
         else:
-            self.queue = baseline_configs(settings) + [{"method": m, "seed": s} for m, s in method_order(settings)]
+            self.queue = baseline_configs(settings) + searched_configs(settings)
         # ``studies``: the Optuna storage that keeps each method's study (the sweep folder's
         # journal, store.optuna_storage); None keeps them in memory.
         # ``recipe``: the sweep's base config, whose UDA settings the default-UDA baseline runs;
-        # each method's first trial is that recipe in the method's own terms (sample.default_point).
-        storage = studies
+        # each method's first trial is that recipe in the method's own terms (sample.default_point),
+        # or, for a shared method, the baseline's run, told to its study when it completes.
+        import optuna
+
+        self.storage = studies or optuna.storages.InMemoryStorage()
         recipe = recipe or TrialConfig()
         shares = method_shares(settings)
         self.defines = {space.method: SpaceSampler(space) for space in settings.spaces}
+        firsts = {space.method: default_point(space, recipe) for space in settings.spaces}
         self.searchers = {
-            space.method: make_searcher(space, settings.seed, storage, self.defines[space.method], trials=shares[space.method],
-                                        first=default_point(space, recipe))
+            space.method: make_searcher(space, settings.seed, self.storage, self.defines[space.method], trials=shares[space.method],
+                                        first=None if space.method in settings.shared else firsts[space.method])
             for space in settings.spaces
         }
+        # Shared methods: their space and first point, and the default-UDA baseline trial
+        # (first seed) whose result they take.
+        self.shared = {space.method: (space, firsts[space.method]) for space in settings.spaces if space.method in settings.shared}
+        self.shared_seed = settings.seeds[0]
+        self.shared_trial = ""
         self.owner: dict[str, str] = {}  # trial id -> method (searched trials only)
         self.handed_out = 0
         self.slots = slots
@@ -74,6 +83,9 @@ class SweepSearcher(PickledSearcher):
         self.live = {}
         self.slots = getattr(self, "slots", 0)
         self.defines = getattr(self, "defines", {})  # saved before the studies were kept: none
+        self.shared = getattr(self, "shared", {})  # saved before shared first trials: none
+        self.shared_seed = getattr(self, "shared_seed", None)
+        self.shared_trial = getattr(self, "shared_trial", "")
 
     def ready_for_another(self) -> bool:
         """Whether a new trial may be handed out now (see the class docstring)."""
@@ -93,6 +105,8 @@ class SweepSearcher(PickledSearcher):
                 return None
             slot["overrides"] = suggestion["overrides"]
             self.owner[trial_id] = slot["method"]
+        elif slot["method"] == DEFAULT_UDA and slot["seed"] == self.shared_seed:
+            self.shared_trial = trial_id
         slot["index"] = self.handed_out
         self.handed_out += 1
         self.live[trial_id] = False
@@ -109,6 +123,11 @@ class SweepSearcher(PickledSearcher):
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         self.live.pop(trial_id, None)
+        if trial_id == self.shared_trial and result is not None and METRIC in result and not (error or result.get(FAILURE)):
+            # The baseline a shared method's first trial stands on; a failed one is told to no
+            # study (the method then simply has one trial fewer).
+            for method, (space, point) in self.shared.items():
+                tell_shared(self.storage, space, self.defines[method], point, trial_id, float(result[METRIC]))
         if trial_id in self.owner:
             if result is not None and (METRIC not in result or result.get(FAILURE)):
                 result, error = None, True  # failed (diverged), or ended before its first evaluation

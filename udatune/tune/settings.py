@@ -4,6 +4,10 @@ A sweep runs, per seed, a supervised-only baseline and a default-UDA baseline �
 searched trial has a partner on the same labeled subset, seed and step budget — then the
 searched trials, round-robin over the methods (one per space file), seeds cycling; or, for
 `udatune confirm`, a fixed ``plan`` of trial configs instead.
+
+A method whose first trial — the default recipe in its own terms — is exactly the default-UDA
+baseline's run (RandAugment's, as shipped) is ``shared``: that trial is not trained twice; the
+baseline's run counts as the method's first trial (sample.shared_methods decides which).
 """
 
 from __future__ import annotations
@@ -41,6 +45,9 @@ class SweepSettings:
     # and searched trials; ``evaluate_test``: each trial also scores the test split at its end.
     plan: tuple[dict, ...] = ()
     evaluate_test: bool = False
+    # Methods whose first trial is the default-UDA baseline's run of the first seed (see the
+    # module docstring): one searched trial each that is not run again.
+    shared: tuple[str, ...] = ()
 
     def check(self) -> None:
         problems = [
@@ -72,6 +79,11 @@ class SweepSettings:
         if clash:
             raise ConfigError(f"Two spaces (or a space and a baseline) share the method name {clash[0]!r}; give each space file its own `method:`.")
         check_comparable(self.spaces)
+        shares = method_shares(self)
+        unshareable = [m for m in self.shared if not self.baselines or shares.get(m, 0) < 1]
+        if unshareable:
+            raise ConfigError(f"Invalid sweep setting: method {unshareable[0]!r} cannot share the default-UDA baseline's run "
+                              "(it needs baselines and at least one searched trial of its own).")
 
     @property
     def path(self) -> str:
@@ -81,7 +93,7 @@ class SweepSettings:
     def total_trials(self) -> int:
         if self.plan:
             return len(self.plan)
-        return self.trials + (2 * len(self.seeds) if self.baselines else 0)
+        return self.trials - len(self.shared) + (2 * len(self.seeds) if self.baselines else 0)
 
 
 def baseline_configs(settings: SweepSettings) -> list[dict]:
@@ -104,8 +116,21 @@ def method_order(settings: SweepSettings) -> list[tuple[str, int]]:
     return order
 
 
+def searched_configs(settings: SweepSettings) -> list[dict]:
+    """The searched trials that run: `method_order` less each shared method's first trial (the
+    default-UDA baseline's run stands for it)."""
+    configs, skipped = [], set()
+    for method, seed in method_order(settings):
+        if method in settings.shared and method not in skipped:
+            skipped.add(method)
+            continue
+        configs.append({"method": method, "seed": seed})
+    return configs
+
+
 def method_shares(settings: SweepSettings) -> dict[str, int]:
-    """How many searched trials each method gets (`method_order` counted per method)."""
+    """How many searched trials each method gets (`method_order` counted per method), a shared
+    first trial included."""
     shares = {s.method: 0 for s in settings.spaces}
     for method, _ in method_order(settings):
         shares[method] += 1
@@ -128,8 +153,9 @@ def summary_line(settings: SweepSettings) -> str:
     if settings.plan:
         return f"{settings.total_trials} trials (a fixed plan), {settings.max_steps} steps each, {settings.scheduler.upper()}"
     methods = ", ".join(s.method for s in settings.spaces) or "none"
+    shared = f", {len(settings.shared)} of them the default-UDA baseline's run" if settings.shared else ""
     return (
-        f"{settings.total_trials} trials ({settings.trials} searched over {methods}"
+        f"{settings.total_trials} trials ({settings.trials} searched over {methods}{shared}"
         f"{'' if not settings.baselines else f' + {2 * len(settings.seeds)} baselines'}), "
         f"{settings.max_steps} steps each, seeds {','.join(map(str, settings.seeds))}, {settings.scheduler.upper()}"
     )

@@ -91,10 +91,11 @@ class Manifest:
 
     @property
     def requested_trials(self) -> int:
-        """Searched trials plus, when on, a supervised and a default-UDA baseline per seed."""
+        """Searched trials that run (a shared first trial is the default-UDA baseline's run) plus,
+        when on, a supervised and a default-UDA baseline per seed."""
         settings = self.settings
         baselines = 2 * len(settings.get("seeds", ())) if settings.get("baselines", True) else 0
-        return int(settings.get("trials", 0)) + baselines
+        return int(settings.get("trials", 0)) - len(settings.get("shared", ())) + baselines
 
 
 @dataclass(frozen=True)
