@@ -59,14 +59,10 @@ def run_one(dataset: str, method: str, seed: int, extra: dict, threads: int) -> 
     import torch
 
     torch.set_num_threads(threads)
-    from udatune.config import TrialConfig
     from udatune.data.registry import build_data
     from udatune.train.loop import run_trial
 
-    overrides = {**DATASETS[dataset], "train.seed": seed, "data.split_seed": seed, "train.num_workers": 0, "train.device": "cpu"}
-    overrides.update(extra)
-    overrides.update(METHODS[method])
-    cfg = TrialConfig().override(overrides)
+    cfg = run_config(dataset, method, seed, extra)
     start = time.perf_counter()
     result = run_trial(cfg, build_data(cfg.data))
     return {
@@ -79,6 +75,25 @@ def run_one(dataset: str, method: str, seed: int, extra: dict, threads: int) -> 
         "seconds": time.perf_counter() - start,
         "config": cfg.to_dict(),
     }
+
+
+def run_config(dataset: str, method: str, seed: int, extra: dict):
+    """The trial config of one run: the dataset's, the seed's, the extra settings, the method's."""
+    from udatune.config import TrialConfig
+
+    overrides = {**DATASETS[dataset], "train.seed": seed, "data.split_seed": seed, "train.num_workers": 0, "train.device": "cpu"}
+    overrides.update(extra)
+    overrides.update(METHODS[method])
+    return TrialConfig().override(overrides)
+
+
+def cached(path: Path, config: dict) -> dict | None:
+    """The cached record at ``path`` if it ran exactly ``config`` (a run with other settings
+    under the same tag — another image size, say — is not this run: it is run again)."""
+    if not path.exists():
+        return None
+    record = json.loads(path.read_text())
+    return record if record.get("config") == json.loads(json.dumps(config)) else None  # as the file holds it
 
 
 def model_overrides(spec: str | None) -> dict:
@@ -99,8 +114,9 @@ def run_all(dataset: str, seeds: list[int], methods: list[str], extra: dict, job
             for method in methods:
                 name = tag if model is None else f"{tag}-{model.replace(':', '-')}"
                 path = OUT / f"{name}-{method}-s{seed}.json"
-                if path.exists():
-                    done[model].append(json.loads(path.read_text()))
+                record = cached(path, run_config(dataset, method, seed, {**extra, **model_overrides(model)}).to_dict())
+                if record is not None:
+                    done[model].append(record)
                 elif not cached_only:
                     todo.append((model, method, seed, path))
     threads = max(1, (os.cpu_count() or 2) // jobs)

@@ -1,0 +1,16 @@
+"""bench.quality's cache: a cached run stands only for the exact config it ran."""
+
+import json
+
+from bench.quality import cached, run_config
+
+
+def test_a_cached_run_is_reused_only_for_the_same_config(tmp_path):
+    ran = run_config("synthetic", "uda", 0, {"data.image_size": "32x48", "train.steps": 800})
+    path = tmp_path / "synthetic-uda-s0.json"
+    path.write_text(json.dumps({"miou": 0.4, "config": ran.to_dict()}))
+    assert cached(path, ran.to_dict())["miou"] == 0.4
+    # Same tag, method and seed, other settings: not this run (it used to be read back as one).
+    assert cached(path, run_config("synthetic", "uda", 0, {"data.image_size": "32x32", "train.steps": 800}).to_dict()) is None
+    assert cached(path, run_config("synthetic", "supervised", 0, {"data.image_size": "32x48", "train.steps": 800}).to_dict()) is None
+    assert cached(tmp_path / "missing.json", ran.to_dict()) is None
