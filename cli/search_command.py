@@ -310,7 +310,7 @@ class SweepView:
                 why = row.reason or "see the Ray log"
                 where = f" ({row.error_file})" if row.error_file else ""
                 console.print(f"[red]trial {row.index} ({row.method}) {row.status}[/]: {why}{where}", soft_wrap=True)
-        console.print(ranking_table(outcome.results, console))
+        console.print(ranking_table(outcome.results, console, self.settings.shared, self.settings.seeds))
         console.print(f"results: {outcome.path}/results.csv  ({outcome.seconds:.0f} s)")
 
 
@@ -345,13 +345,16 @@ def trial_table(results, console: Console):
     return fitted_table("trials", columns, rows, console)
 
 
-def ranking_table(results, console: Console):
+def ranking_table(results, console: Console, shared: tuple[str, ...] = (), seeds: tuple[int, ...] = (0,)):
     """The methods ranked by their gain as the report defines it (`stats.method_gain`): per
-    seed the method's best trial minus supervised, mean and 95% interval across seeds."""
+    seed the method's best trial minus supervised, mean and 95% interval across seeds.
+    ``shared``: methods whose first trial is the default-UDA baseline's run of the first of
+    ``seeds`` (counted for them, as the report counts it)."""
+    from udatune.reports.load import with_shared_rows
     from udatune.reports.stats import best_row, ranked_methods, score_column
     from udatune.reports.tables import Column, fitted_table
 
-    frame = results.frame()
+    frame = with_shared_rows(results.frame(), {"shared": list(shared), "seeds": list(seeds)})
     columns = [Column("rank", whole=True), Column("method", whole=True), Column("trials", whole=True, drop=2),
                Column("gain [95% CI]", whole=True), Column("best mIoU", whole=True, drop=3), Column("best policy", drop=1)]
     rows = []

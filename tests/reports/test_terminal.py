@@ -57,6 +57,19 @@ def test_the_search_tables_keep_numbers_whole_at_80_columns(sweep_writer):
     assert max(len(line) for line in text.splitlines()) <= 80
 
 
+def test_the_search_ranking_counts_a_shared_first_trial_for_its_method(sweep_writer):
+    from udatune.cli.search_command import ranking_table
+    from udatune.tune import store
+
+    results = store.read_results(str(sweep_writer.finished()))
+    rows = {}
+    for shared in ((), ("randaugment",)):
+        console = narrow(200)
+        console.print(ranking_table(results, console, shared, (0, 1, 2)))
+        rows[shared] = next(line.split() for line in console.file.getvalue().splitlines() if "randaugment" in line)
+    assert rows[()][2] == "1" and rows[("randaugment",)][2] == "2"  # its own trial, then with the baseline's run
+
+
 def test_a_confirmed_report_leads_with_the_confirmed_numbers_and_ends_with_the_verdict(sweep_writer):
     path = sweep_writer.finished()
     sweep_writer.confirmation(path, default=(0.52, 0.53, 0.54))
