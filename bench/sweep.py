@@ -30,6 +30,7 @@ import pandas as pd
 
 from bench.docs import write_section
 from bench.processes import ProcessSampler
+from udatune.reports.load import with_shared_rows
 from udatune.tune import store
 from udatune.tune.usage import sweep_usage
 
@@ -81,7 +82,15 @@ def cpu_times() -> tuple[float, float] | None:
     return total - idle, total
 
 
+def shared_note(settings: dict) -> str:
+    """Says how many searched trials were the default-UDA baseline's run (not run again)."""
+    shared = settings.get("shared") or []
+    return f", {len(shared)} of them the uda-default baseline's run" if shared else ""
+
+
 def method_table(frame: pd.DataFrame) -> str:
+    """Per method, from the reports' view of the trials (a shared first trial counted for its
+    method, as `udatune report` counts it); the time tables below use the runs alone."""
     lines = ["| method | trials | finished / stopped | best val mIoU | best gain | mean gain | best policy |", "|---|---|---|---|---|---|---|"]
     for method, group in frame.groupby("method", sort=False):
         scored = group.dropna(subset=["gain"])
@@ -141,13 +150,13 @@ def main() -> None:
     per_worker = settings["resources"]["cpus"]
     slots = manifest["cluster"]["cpus"] / per_worker
     body = (
-        f"Sweep `{name}`: {len(frame)} trials ({settings['trials']} searched + baselines), "
+        f"Sweep `{name}`: {len(frame)} trials run ({settings['trials']} searched{shared_note(settings)} + baselines), "
         f"{settings['max_steps']} steps each, seeds {settings['seeds']}, {settings['scheduler'].upper()}, "
         f"image size {manifest['base_config']['data']['image_size']}, model {manifest['base_config']['model']['name']} "
         f"width {manifest['base_config']['model']['width']}, depth {manifest['base_config']['model'].get('depth', 4)}, local Ray with {manifest['cluster']['cpus']:g} CPUs.\n\n"
         f"**Wall time of the whole command: {wall:.0f} s ({wall / 60:.1f} min).**\n\n"
         "Best paired gain per method (val mIoU minus the supervised baseline's at the same seed and step):\n\n"
-        f"{method_table(frame)}\n\nWhere the reserved CPU time went (goal: ≥ 85% in training steps):\n\n"
+        f"{method_table(with_shared_rows(frame, settings))}\n\nWhere the reserved CPU time went (goal: ≥ 85% in training steps):\n\n"
         f"{usage_table(frame, wall, slots, launched)}"
     )
     if not math.isnan(busy):
