@@ -17,6 +17,7 @@ from dataclasses import asdict, replace
 import pytest
 
 from udatune.config import TrialConfig
+from udatune.errors import ConfigError
 from udatune.reports.stats import best_gain
 from udatune.tune.cluster import Cluster
 from udatune.tune.driver_state import DriverState, effective_state, process_started
@@ -123,6 +124,11 @@ def test_settings_come_back_from_the_manifest(tmp_path):
     moved = tmp_path / "elsewhere" / "renamed"  # a sweep folder may be moved before it is resumed
     restored = settings_from_manifest(str(moved), Manifest.from_json(manifest))
     assert restored == replace(settings, name="renamed", storage=str(moved.parent))
+
+    # A hand-edited sweep.json naming a method the sweep does not search: one clear error naming the file.
+    manifest["settings"]["shared"] = ["nosuch"]
+    with pytest.raises(ConfigError, match=r"sweep\.json does not describe.*'nosuch' is not a searched method"):
+        settings_from_manifest(str(moved), Manifest.from_json(manifest))
 
 
 def test_sigterm_stops_a_sweep_the_way_ctrl_c_does():

@@ -100,8 +100,10 @@ def settings_from_manifest(path: str, manifest: store.Manifest) -> SweepSettings
             shared=tuple(raw.get("shared", ())),
             resources=TrialResources(**raw["resources"]),
         )
-        return SweepSettings(spaces=spaces, **raw)
-    except (KeyError, TypeError, ValueError, IndexError) as err:
+        settings = SweepSettings(spaces=spaces, **raw)
+        settings.check_shared()  # a hand-edited list stops here, before Ray starts or a file is written
+        return settings
+    except (KeyError, TypeError, ValueError, IndexError, ConfigError) as err:
         raise ConfigError(f"{path}/sweep.json does not describe a sweep this udatune can resume ({type(err).__name__}: {err}).") from None
 
 

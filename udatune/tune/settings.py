@@ -79,8 +79,16 @@ class SweepSettings:
         if clash:
             raise ConfigError(f"Two spaces (or a space and a baseline) share the method name {clash[0]!r}; give each space file its own `method:`.")
         check_comparable(self.spaces)
+        self.check_shared()
+
+    def check_shared(self) -> None:
+        """The shared methods must be searched methods with a trial of their own (and baselines
+        to share with); `udatune resume` checks this too, since sweep.json can be edited."""
         shares = method_shares(self)
-        unshareable = [m for m in self.shared if not self.baselines or shares.get(m, 0) < 1]
+        unknown = [m for m in self.shared if m not in shares]
+        if unknown:
+            raise ConfigError(f"Invalid sweep setting: shared method {unknown[0]!r} is not a searched method of this sweep ({', '.join(shares) or 'none'}).")
+        unshareable = [m for m in self.shared if not self.baselines or shares[m] < 1]
         if unshareable:
             raise ConfigError(f"Invalid sweep setting: method {unshareable[0]!r} cannot share the default-UDA baseline's run "
                               "(it needs baselines and at least one searched trial of its own).")
