@@ -161,6 +161,17 @@ def _damage(path: str, content: bytes) -> Setup:
     return lambda work: (work / path).write_bytes(content)
 
 
+def _edit_settings(path: str, **values) -> Setup:
+    """Change settings in a sweep's sweep.json, as a hand edit does."""
+
+    def edit(work: Path) -> None:
+        manifest = json.loads((work / path).read_text())
+        manifest["settings"].update(values)
+        (work / path).write_text(json.dumps(manifest))
+
+    return edit
+
+
 # --- the catalogue -------------------------------------------------------------------------------
 
 _T = ("train", "--out", "runs/new")  # a train command whose --out must stay unwritten
@@ -333,6 +344,9 @@ CASES: tuple[Case, ...] = (
          setup=_damage(f"{EXPORTED}/sweep.json", b"{"), needs="sweep", keeps=(EXPORTED,)),
     Case("resume-damaged-manifest", "sweep files", "`resume` with sweep.json damaged", ("resume", "ok"), "sweep.json",
          setup=_damage(f"{EXPORTED}/sweep.json", b"{"), needs="sweep", keeps=(EXPORTED,)),
+    Case("resume-confirm-used-seed", "sweep files", "`resume` whose sweep.json asks to confirm on a seed the search used",
+         ("resume", "ok"), "seed 0 was used", setup=_edit_settings(f"{EXPORTED}/sweep.json", confirm=1, confirm_seeds=[0]),
+         needs="sweep", keeps=(EXPORTED,)),
     # runs that start and then fail or are stopped
     Case("train-diverges", "faults", "a training whose loss diverges (--lr 1e30)", ("train", *TINY_TRAIN, "--lr", "1e30", "--out", "runs/nan"),
          "diverged", code=1, slow=True),

@@ -82,6 +82,7 @@ def confirm(
     num_cpus: Optional[int] = typer.Option(None, help="CPUs of the local Ray (default: all cores)."),
 ) -> None:
     """Re-run the top configurations, the default UDA recipe and the baseline with fresh seeds; score them on the test split."""
+    from udatune.cli.search_command import resume_hint
     from udatune.errors import ConfigError
     from udatune.reports import confirm as confirming
     from udatune.tune.trainable import TrialResources
@@ -90,6 +91,9 @@ def confirm(
     sweep = _load(name, storage)
     settings = confirming.ConfirmSettings(top, seed_list, TrialResources(workers_per_trial, cpus_per_trial, gpus_per_trial), max_concurrent)
     settings.check(sweep)
+    if confirming.progress(sweep.path) == "interrupted" and not force:
+        raise ConfigError(f"The confirmation of sweep {sweep.name!r} was interrupted; carry it on with "
+                          f"`{resume_hint(sweep.path, storage)}`, or pass --force to start it again.")
     if confirming.exists(sweep) and not force:
         raise ConfigError(f"Sweep {sweep.name!r} was confirmed before ({confirming.confirm_path(sweep)}); `udatune report {sweep.name}` shows it, or pass --force to run it again.")
     run_confirmation(name, storage, settings, address, num_cpus, Console(), force=force)
@@ -114,11 +118,10 @@ def run_confirmation(name: str, storage: str, settings, address: str | None, num
     from udatune.data.registry import build_data
     from udatune.errors import ConfigError
     from udatune.reports import confirm as confirming
-    from udatune.reports.report import build_report
-    from udatune.reports.terminal import confirmed_table, verdict_line
     from udatune.tune import store
     from udatune.tune import sweep as sweeps
     from udatune.tune.cluster import check_reachable, resolve_address
+    from udatune.tune.storage import kind
 
     sweep = _load(name, storage)
     candidates = confirming.rank_candidates(sweep, settings.top, with_default=True)
@@ -132,7 +135,7 @@ def run_confirmation(name: str, storage: str, settings, address: str | None, num
     if sweep.manifest.data_fingerprint not in (None, data.fingerprint()):
         raise ConfigError(f"The data of sweep {sweep.name!r} has changed since it ran (fingerprint {data.fingerprint()}, "
                           f"was {sweep.manifest.data_fingerprint}); confirmation on other data would not confirm anything.")
-    if force and confirming.exists(sweep):
+    if force and kind(confirming.confirm_path(sweep)) == "dir":  # whatever an earlier one left, even a stub
         confirming.remove(sweep)
 
     seed_list = settings.seeds
@@ -148,13 +151,35 @@ def run_confirmation(name: str, storage: str, settings, address: str | None, num
         store.write_confirm_manifest(sweep.path, confirming.confirm_manifest(sweep, candidates, settings))
         return sweeps.run_sweep(sweep_settings, base, data.fingerprint(), cluster, listener=listener)
 
-    # The same driver as a search: live table, heartbeat, Ctrl-C, and `udatune resume` of
-    # <sweep>/confirm when interrupted (the hint says so).
-    run_with_view(console, sweep_settings, sweep.path, address, num_cpus, run)
-    result = build_report(_load(name, storage))
+    # The same driver as a search: live table, heartbeat, Ctrl-C; `udatune resume` of the sweep
+    # carries an interrupted confirmation on (the hint says so).
+    run_with_view(console, sweep_settings, storage, address, num_cpus, run, resumed_by=sweep.path)
+    print_confirmed(sweep.path, console)
+
+
+def resume_confirmation(path: str, storage: str, address: str | None, num_cpus: int | None, console: Console) -> None:
+    """Carry on the interrupted confirmation of the sweep at ``path`` (`udatune resume`), then
+    print the confirmed table and the verdict, as a confirmation run whole does."""
+    from udatune.cli.search_command import run_with_view
+    from udatune.tune import restore, store
+    from udatune.tune.settings import summary_line
+
+    plan = restore.prepare_resume(store.confirm_path(path), path)
+    console.print(f"[bold]udatune resume[/] the confirmation of {path.rstrip('/').rsplit('/', 1)[-1]} ({plan.state}): {summary_line(plan.settings)}")
+    run_with_view(console, plan.settings, storage, address, num_cpus,
+                  lambda cluster, listener: restore.resume_sweep(plan, cluster, listener=listener), resumed_by=path)
+    print_confirmed(path, console)
+
+
+def print_confirmed(path: str, console: Console) -> None:
+    """The confirmed table, where the report is, and the verdict line."""
+    from udatune.reports.report import build_report
+    from udatune.reports.terminal import confirmed_table, verdict_line
+
+    result = build_report(_load(path, "runs/sweeps"))
     if result.confirmed:
         console.print(confirmed_table(result, console))
-    console.print(f"the report shows them: udatune report {sweep.name}")
+    console.print(f"the report shows them: udatune report {result.sweep.name}")
     line = verdict_line(result)
     if line is not None:
         console.print(line)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shlex
 import shutil
 import time
 from pathlib import Path
@@ -147,6 +148,7 @@ def search(
         max_steps=cfg.train.steps, max_concurrent=max_concurrent, scheduler=scheduler.lower(), grace_period=grace_period,
         reduction_factor=reduction_factor, resources=resources,
         baselines=baselines, max_failures=max_failures,
+        confirm=confirm, confirm_seeds=confirming.seeds if confirming is not None else (),
     )
     if baselines:  # a method whose first trial is the default-UDA baseline's run takes that run
         settings = dataclasses.replace(settings, shared=shared_methods(spaces, cfg, method_shares(settings)))
@@ -219,12 +221,26 @@ def prepare_space_model(base: TrialConfig, space):
     return dataclasses.replace(space, trial={**space.trial, "model.encoder_weights_sha256": prepared.encoder_weights_sha256})
 
 
-def run_with_view(console: Console, settings, storage: str, address: str | None, num_cpus: int | None, run) -> None:
+def resume_hint(path: str, storage: str) -> str:
+    """The command that carries on the sweep at ``path``: by name when it lies in ``storage``
+    (the option as the user gave it), else by its folder."""
+    from udatune.tune.storage import absolute
+
+    folder, name = path.rstrip("/").rsplit("/", 1)
+    if absolute(storage).rstrip("/") == folder:
+        return f"udatune resume {name}" + ("" if storage == "runs/sweeps" else f" --storage {shlex.quote(storage)}")
+    return f"udatune resume {shlex.quote(path)}"
+
+
+def run_with_view(console: Console, settings, storage: str, address: str | None, num_cpus: int | None, run,
+                  resumed_by: str | None = None) -> None:
     """Start or join Ray, call ``run(cluster, listener)`` under the live table with Ray's own
     output sent to ``ray.log``, then print the final tables (`udatune search` and `resume`).
 
     A trial that cannot fit on the cluster is refused before ``run`` (a local Ray is also
-    checked before Ray starts); Ctrl-C ends with exit code 130 and the command to resume."""
+    checked before Ray starts); Ctrl-C ends with exit code 130 and the command to resume: that
+    of the sweep at ``resumed_by`` when given (a confirmation is carried on by resuming its
+    sweep), else of this one."""
     from udatune.errors import RunInterrupted
     from udatune.tune.capacity import check_trial_fits, cluster_capacity
     from udatune.tune.cluster import check_shared_storage, ray_cluster, redirect_output
@@ -232,7 +248,8 @@ def run_with_view(console: Console, settings, storage: str, address: str | None,
     local_folder = None if "://" in settings.path else Path(settings.path)
     fresh = local_folder is not None and not local_folder.exists()
     log_file = local_folder / "ray.log" if local_folder is not None else Path("runs/logs") / f"{settings.name}.ray.log"
-    resume_hint = f"udatune resume {settings.name}" + ("" if storage == "runs/sweeps" else f" --storage {storage}")
+    owner = resumed_by or settings.path
+    hint = f"the sweep {owner.rstrip('/').rsplit('/', 1)[-1]} is saved and resumable: {resume_hint(owner, storage)}"
     console.print(f"Ray's output: {log_file}")
     outcome = None
     try:
@@ -252,14 +269,14 @@ def run_with_view(console: Console, settings, storage: str, address: str | None,
             shutil.rmtree(local_folder, ignore_errors=True)  # nothing ran: leave no stub sweep behind
         if isinstance(stopped, KeyboardInterrupt):
             if started:
-                raise RunInterrupted(f"the sweep {settings.name} is saved and resumable: {resume_hint}") from None
+                raise RunInterrupted(hint) from None
             raise RunInterrupted("stopped while Ray was starting, before any trial ran; run the same command again.") from None
         raise
     view.final(console, outcome)
     if view.cluster is not None and view.cluster.logs:
         console.print(f"[dim]Ray's session logs: {view.cluster.logs}[/]")
     if outcome.interrupted:
-        raise RunInterrupted(f"the sweep {settings.name} is saved and resumable: {resume_hint}")
+        raise RunInterrupted(hint)
 
 
 class SweepView:

@@ -25,6 +25,7 @@ from udatune.reports.stats import rank_trials, score_column
 from udatune.tune import store
 from udatune.config import TrialConfig
 from udatune.tune.results import DEFAULT_UDA, SUPERVISED
+from udatune.tune.settings import check_confirm_seeds
 from udatune.tune.trainable import TrialResources
 
 DEFAULT_SEEDS = (100, 101, 102)
@@ -56,17 +57,9 @@ class ConfirmSettings:
     def check_seeds(self, searched: set[int], top: str = "--top", seeds: str = "--seeds") -> None:
         """``searched``: the seeds the search used (`udatune search --confirm` checks before it
         starts, naming its own options ``top`` and ``seeds``)."""
-        used = sorted(searched & set(self.seeds))
-        problems = [
-            (self.top < 1, f"{top} must be ≥ 1, got {self.top}"),
-            (not self.seeds, f"{seeds} needs at least one seed"),
-            (len(set(self.seeds)) != len(self.seeds), f"{seeds} repeats a seed: {','.join(map(str, self.seeds))}"),
-            (bool(used), f"{seeds}: seed {','.join(map(str, used))} was used by the search; confirmation needs fresh seeds"),
-            (self.max_concurrent < 0, f"--max-concurrent must be ≥ 0, got {self.max_concurrent}"),
-        ]
-        for bad, message in problems:
-            if bad:
-                raise ConfigError(f"Invalid confirm setting: {message}.")
+        check_confirm_seeds(self.top, self.seeds, searched, top, seeds)
+        if self.max_concurrent < 0:
+            raise ConfigError(f"Invalid confirm setting: --max-concurrent must be ≥ 0, got {self.max_concurrent}.")
 
 
 def row_overrides(row: dict) -> dict:
@@ -151,6 +144,29 @@ def confirm_manifest(sweep: Sweep, candidates: list[Candidate], settings: Confir
         candidates=tuple(asdict(c) for c in candidates),
         trials=(len(candidates) + 1) * len(settings.seeds),
     )
+
+
+def progress(path: str) -> str:
+    """Where the confirmation of the sweep at ``path`` stands: "none" (never started, or stopped
+    before its first trial: nothing to carry on), "interrupted" or "finished". A damaged or
+    still running confirmation is a `ConfigError` naming it (the checks of `udatune resume`)."""
+    from udatune.tune import restore
+
+    folder = store.confirm_path(path)
+    if not store.is_sweep(folder):
+        return "none"
+    if not restore.has_experiment(folder):
+        restore.check_not_running(folder, store.read_state(folder))  # still starting, in another process
+        return "none"
+    return "finished" if restore.prepare_resume(folder, path).nothing_to_do else "interrupted"
+
+
+def requested(settings) -> ConfirmSettings | None:
+    """The confirmation `udatune search --confirm K` asked for (``settings``: the sweep's
+    `SweepSettings`), on the search's own resources; None when it asked for none."""
+    if not settings.confirm:
+        return None
+    return ConfirmSettings(settings.confirm, tuple(settings.confirm_seeds), settings.resources, settings.max_concurrent)
 
 
 def confirm_path(sweep: Sweep) -> str:

@@ -48,6 +48,34 @@ def png() -> PngWriter:
     return PngWriter()
 
 
+class DriverWriter:
+    """Writes a sweep's driver state (``state.json``) as a live driver, this process, or a
+    killed one left it (a pid that no longer exists)."""
+
+    @staticmethod
+    def dead_pid() -> int:
+        import subprocess
+        import sys
+
+        process = subprocess.Popen([sys.executable, "-c", "pass"])
+        process.wait()
+        return process.pid
+
+    def write(self, path: str, state: str, alive: bool) -> None:
+        import json
+
+        from udatune.tune import store
+        from udatune.tune.driver_state import this_driver
+
+        driver = this_driver(state) if alive else dataclasses.replace(this_driver(state), pid=self.dead_pid())
+        store.write_bytes(f"{path}/{store.STATE}", json.dumps(dataclasses.asdict(driver)).encode())
+
+
+@pytest.fixture
+def driver_writer() -> DriverWriter:
+    return DriverWriter()
+
+
 class SweepWriter:
     """Writes a sweep folder as `udatune search` leaves it — the manifest and the trial rows,
     fed through `SweepResults` and written by the sweep store as the driver's callback does —

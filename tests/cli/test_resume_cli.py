@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import time
@@ -208,6 +209,53 @@ def test_a_diverging_trial_fails_with_its_reason_and_the_others_finish(tmp_path,
     assert main(["resume", "nan", "--storage", str(storage)]) == 0
     assert "nothing to resume" in capsys.readouterr().out
     assert snapshot(storage) == files
+
+
+@pytest.mark.slow
+def test_resume_runs_the_confirmation_the_search_asked_for(confirmed_sweep, tmp_path, capsys, monkeypatch, processes, wait_until,
+                                                          driver_writer):
+    """`udatune search --confirm 1` stopped as its search ended, before its confirmation began;
+    then Ctrl-C during the confirmation. Each time `udatune resume` carries on what is left
+    (the confirmation asked for, then the interrupted one) and ends with the verdict."""
+    from udatune.reports.load import load_sweep
+
+    assert confirmed_sweep.code == 0, confirmed_sweep.out[-3000:]
+    storage = tmp_path / "sweeps"
+    sweep = storage / "tiny"
+    shutil.copytree(confirmed_sweep.path, sweep)
+    # The search's process died the moment its search ended (the fixture ran in this process: a
+    # live driver would be one that is about to start the confirmation).
+    shutil.rmtree(sweep / "confirm")
+    driver_writer.write(str(sweep), "finished", alive=False)
+    assert "interrupted" in ls(storage, capsys)  # the search finished; what it asked for did not
+
+    driver = processes.udatune(["resume", "tiny", "--storage", str(storage), "--num-cpus", "2"], tmp_path / "driver.log")
+    wait_until(lambda: any(r["status"] == "running" for r in rows(sweep / "confirm")), 600, "a confirmation trial running",
+               process=driver)
+    os.kill(driver.pid, signal.SIGINT)
+    code = driver.wait(timeout=600)
+    log = (tmp_path / "driver.log").read_text()
+    # Interrupted: 130, and the command that carries it on names the sweep, not its confirm folder.
+    assert code == 130 and f"udatuneresumetiny--storage{storage}" in "".join(log.split()), log[-2000:]
+    processes.kill_leftovers()
+    settled(sweep)
+    assert "interrupted" in ls(storage, capsys)
+    assert main(["confirm", "tiny", "--storage", str(storage), "--top", "1", "--seeds", "100"]) == 2  # not started over
+    assert "udatune resume tiny" in " ".join(capsys.readouterr().err.split())
+    ended_before = {r["trial_id"]: r for r in rows(sweep / "confirm") if r["status"] == "done"}
+
+    monkeypatch.setenv("RAY_TMPDIR", str(processes.ray_tmp))
+    assert main(["resume", "tiny", "--storage", str(storage), "--num-cpus", "2"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "the confirmation of tiny (interrupted)" in out and "Best recipe c1" in out
+    confirm, original = load_sweep(str(sweep)).confirm, load_sweep(str(confirmed_sweep.path)).confirm
+    assert len(confirm) == len(original) and confirm["trial_id"].is_unique and set(confirm["status"]) == {"done"}
+    assert sorted(confirm["candidate"]) == sorted(original["candidate"]) and set(confirm["split"]) == {"test"}
+    after = {r["trial_id"]: r for r in rows(sweep / "confirm")}
+    assert all(after[tid]["val_miou"] == row["val_miou"] for tid, row in ended_before.items())  # not re-run
+    assert "finished" in ls(storage, capsys)
+    assert main(["resume", "tiny", "--storage", str(storage)]) == 0
+    assert "nothing to resume" in capsys.readouterr().out
 
 
 # --- bad input: one clear error each, nothing written -------------------------------------------------

@@ -3,7 +3,7 @@
 import pytest
 
 from udatune.errors import ConfigError
-from udatune.reports.confirm import ConfirmSettings, confirm_plan, confirmation_sweep, rank_candidates
+from udatune.reports.confirm import ConfirmSettings, confirm_plan, confirmation_sweep, progress, rank_candidates, requested
 from udatune.reports.load import load_sweep
 
 
@@ -99,3 +99,30 @@ def test_confirm_json_is_read_back_as_written_and_old_files_still_read(sweep_wri
     file.write_text('{"candidates": "c1"}')
     with pytest.raises(ConfigError, match="confirm.json cannot be read"):
         store.read_confirm_manifest(sweep.path)
+
+
+def test_a_confirmation_stopped_before_its_first_trial_has_nothing_to_carry_on(sweep_writer, driver_writer):
+    """`progress`: no confirm folder, or one whose Tune experiment was never created, is "none"
+    (resume starts it afresh), unless another process is starting it right now."""
+    from udatune.tune import store
+
+    path = str(sweep_writer.finished())
+    assert progress(path) == "none"
+    confirmation = store.confirm_path(path)
+    store.write_manifest(confirmation, store.Manifest(format=store.FORMAT, name=store.CONFIRM, path=confirmation))
+    driver_writer.write(confirmation, "running", alive=False)  # killed while Ray started
+    assert progress(path) == "none"
+    driver_writer.write(confirmation, "running", alive=True)  # another driver, still starting it
+    with pytest.raises(ConfigError, match="still running"):
+        progress(path)
+
+
+def test_the_confirmation_a_search_asked_for_runs_on_its_resources():
+    from udatune.tune.settings import SweepSettings
+    from udatune.tune.space import load_space
+    from udatune.tune.trainable import TrialResources
+
+    settings = SweepSettings(spaces=(load_space("randaugment"),), name="s", storage="/tmp", resources=TrialResources(1, 2.0, 0.5),
+                             max_concurrent=3, confirm=2, confirm_seeds=(100, 101))
+    assert requested(settings) == ConfirmSettings(2, (100, 101), TrialResources(1, 2.0, 0.5), 3)
+    assert requested(SweepSettings(spaces=(load_space("randaugment"),), name="s", storage="/tmp")) is None

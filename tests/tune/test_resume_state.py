@@ -9,8 +9,6 @@ import math
 import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 from dataclasses import asdict, replace
 
@@ -85,18 +83,12 @@ def test_a_failed_trial_keeps_its_reason_and_counts_no_gain():
     assert best_gain(results.frame()) == pytest.approx(0.10)
 
 
-def dead_pid() -> int:
-    process = subprocess.Popen([sys.executable, "-c", "pass"])
-    process.wait()
-    return process.pid
-
-
-def test_the_driver_state_tells_running_from_interrupted(tmp_path):
+def test_the_driver_state_tells_running_from_interrupted(tmp_path, driver_writer):
     assert effective_state(None) == "unknown"
     write_state(str(tmp_path), "running")
     mine = read_state(str(tmp_path))
     assert (mine.pid, mine.host) == (os.getpid(), socket.gethostname()) and effective_state(mine) == "running"
-    assert effective_state(replace(mine, pid=dead_pid())) == "interrupted"  # SIGKILLed driver
+    assert effective_state(replace(mine, pid=driver_writer.dead_pid())) == "interrupted"  # SIGKILLed driver
     assert effective_state(replace(mine, pid_started=str(int(process_started(os.getpid())) + 1))) == "interrupted"  # pid reused
     elsewhere = DriverState("running", "another-host", 1, "", time.time())
     assert effective_state(elsewhere) == "running"
@@ -115,6 +107,7 @@ def test_settings_come_back_from_the_manifest(tmp_path):
     settings = SweepSettings(
         spaces=(load_space("autoaugment"), load_space("randaugment")), name="s", storage=str(tmp_path), trials=5, seeds=(0, 2),
         max_steps=40, scheduler="fifo", resources=TrialResources(2, 0.5, 0.0), max_failures=3, shared=("randaugment",),
+        confirm=2, confirm_seeds=(100, 101),  # `udatune search --confirm 2`: what resume must still run
     )
     write_manifest(settings, TrialConfig(), "fingerprint", Cluster("local", True, 2.0, 0.0, ""), max_concurrent=3)
     manifest = json.loads((tmp_path / "s" / "sweep.json").read_text())
@@ -129,6 +122,15 @@ def test_settings_come_back_from_the_manifest(tmp_path):
     manifest["settings"]["shared"] = ["nosuch"]
     with pytest.raises(ConfigError, match=r"sweep\.json does not describe.*'nosuch' is not a searched method"):
         settings_from_manifest(str(moved), Manifest.from_json(manifest))
+    manifest["settings"]["shared"] = ["randaugment"]
+    # ... or confirming on a seed the search used (its pairs would not be fresh):
+    manifest["settings"]["confirm_seeds"] = [100, 2]
+    with pytest.raises(ConfigError, match=r"sweep\.json does not describe.*--confirm-seeds: seed 2 was used by the search"):
+        settings_from_manifest(str(moved), Manifest.from_json(manifest))
+    # A sweep written before the request was kept asks for no confirmation.
+    for key in ("confirm", "confirm_seeds"):
+        del manifest["settings"][key]
+    assert settings_from_manifest(str(moved), Manifest.from_json(manifest)).confirm == 0
 
 
 def test_sigterm_stops_a_sweep_the_way_ctrl_c_does():

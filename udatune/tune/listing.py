@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from udatune.errors import ConfigError, UdatuneError
 from udatune.tune import store
-from udatune.tune.driver_state import effective_state
+from udatune.tune.driver_state import DriverState, driver_alive, effective_state
 from udatune.tune.results import ENDED
 from udatune.tune.storage import absolute, kind
 
@@ -57,12 +57,28 @@ def summarize(path: str) -> SweepSummary:
     return SweepSummary(
         name=name,
         path=path,
-        state=effective_state(store.read_state(path)),
+        state=with_confirmation(path, manifest, store.read_state(path)),
         created=manifest.created,
         total=total,
         counts=counts(rows),
         best_gain=best_gain(gains(rows)) if rows is not None else math.nan,
     )
+
+
+def with_confirmation(path: str, manifest: store.Manifest, driver: DriverState | None) -> str:
+    """The search's state, but a finished search is only as finished as its confirmation:
+    running or interrupted while that is; and when `udatune search --confirm` asked for one
+    that has not started, running while the search's own process lives (it starts it next),
+    else interrupted (`udatune resume` runs it)."""
+    state = effective_state(driver)
+    if state != "finished":
+        return state
+    confirmation = store.confirm_path(path)
+    if store.is_sweep(confirmation):
+        return effective_state(store.read_state(confirmation))
+    if not manifest.settings.get("confirm"):
+        return state
+    return "running" if driver_alive(driver) else "interrupted"
 
 
 def counts(rows: store.Rows | None) -> dict[str, int]:

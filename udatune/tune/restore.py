@@ -69,11 +69,17 @@ def check_compatible(path: str, manifest: store.Manifest) -> None:
             f"Sweep {path} was run with Ray {ray_then or 'unknown'}; this is Ray {ray_now}, and Tune restores an experiment "
             f"only with the Ray version that saved it. Install ray=={ray_then} to resume it, or start a new sweep."
         )
-    if kind(f"{path}/tuner.pkl") != "file":
+    if not has_experiment(path):
         raise ConfigError(
             f"Sweep {path} has no Tune experiment (tuner.pkl): its driver stopped before the first trial was created. "
             "There is nothing to resume; start it again with `udatune search`."
         )
+
+
+def has_experiment(path: str) -> bool:
+    """Whether Tune created the sweep's experiment (what a resume restores): a driver stopped
+    before its first trial leaves only udatune's own files."""
+    return kind(f"{path}/tuner.pkl") == "file"
 
 
 def check_not_running(path: str, state: DriverState | None) -> None:
@@ -98,10 +104,12 @@ def settings_from_manifest(path: str, manifest: store.Manifest) -> SweepSettings
             seeds=tuple(raw["seeds"]),
             plan=tuple(raw.get("plan", ())),
             shared=tuple(raw.get("shared", ())),
+            confirm_seeds=tuple(raw.get("confirm_seeds", ())),
             resources=TrialResources(**raw["resources"]),
         )
         settings = SweepSettings(spaces=spaces, **raw)
-        settings.check_shared()  # a hand-edited list stops here, before Ray starts or a file is written
+        settings.check_shared()  # hand-edited values stop here, before Ray starts or a file is written
+        settings.check_confirm()
         return settings
     except (KeyError, TypeError, ValueError, IndexError, ConfigError) as err:
         raise ConfigError(f"{path}/sweep.json does not describe a sweep this udatune can resume ({type(err).__name__}: {err}).") from None

@@ -48,6 +48,10 @@ class SweepSettings:
     # Methods whose first trial is the default-UDA baseline's run of the first seed (see the
     # module docstring): one searched trial each that is not run again.
     shared: tuple[str, ...] = ()
+    # `udatune search --confirm K --confirm-seeds ...`: the confirmation asked for after the
+    # search, kept so that `udatune resume` of an interrupted search still runs it (0: none).
+    confirm: int = 0
+    confirm_seeds: tuple[int, ...] = ()
 
     def check(self) -> None:
         problems = [
@@ -80,6 +84,15 @@ class SweepSettings:
             raise ConfigError(f"Two spaces (or a space and a baseline) share the method name {clash[0]!r}; give each space file its own `method:`.")
         check_comparable(self.spaces)
         self.check_shared()
+        self.check_confirm()
+
+    def check_confirm(self) -> None:
+        """The confirmation asked for: ≥ 0 recipes, and fresh seeds when there is one;
+        `udatune resume` checks this too, since sweep.json can be edited."""
+        if self.confirm < 0:
+            raise ConfigError(f"Invalid sweep setting: --confirm must be ≥ 0 (0: no confirmation), got {self.confirm}.")
+        if self.confirm:
+            check_confirm_seeds(self.confirm, self.confirm_seeds, set(self.seeds), "--confirm", "--confirm-seeds")
 
     def check_shared(self) -> None:
         """The shared methods must be searched methods with a trial of their own (and baselines
@@ -102,6 +115,21 @@ class SweepSettings:
         if self.plan:
             return len(self.plan)
         return self.trials - len(self.shared) + (2 * len(self.seeds) if self.baselines else 0)
+
+
+def check_confirm_seeds(top: int, seeds: tuple[int, ...], searched: set[int], top_name: str, seeds_name: str) -> None:
+    """A confirmation re-runs ``top`` ≥ 1 recipes on distinct seeds the search (``searched``)
+    never used; the options are named as the command calls them."""
+    used = sorted(searched & set(seeds))
+    problems = [
+        (top < 1, f"{top_name} must be ≥ 1, got {top}"),
+        (not seeds, f"{seeds_name} needs at least one seed"),
+        (len(set(seeds)) != len(seeds), f"{seeds_name} repeats a seed: {','.join(map(str, seeds))}"),
+        (bool(used), f"{seeds_name}: seed {','.join(map(str, used))} was used by the search; confirmation needs fresh seeds"),
+    ]
+    for bad, message in problems:
+        if bad:
+            raise ConfigError(f"Invalid confirm setting: {message}.")
 
 
 def baseline_configs(settings: SweepSettings) -> list[dict]:
