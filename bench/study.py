@@ -17,7 +17,9 @@ One command, resumable, that writes section ``study-<dataset>`` of docs/benchmar
     python -m bench.study --dataset synthetic --steps 40 --trials 2 --no-write   # a rehearsal, minutes
 
 A sweep of the same name whose confirmation finished is read, not run again; one that stopped
-half-way says how to resume it.
+half-way is carried on by the same command (`udatune resume`, then `udatune confirm` for a sweep
+that did not record its confirmation), and each invocation's wall time is logged, so a study
+that takes longer than one sitting is still timed whole.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.docs import write_section
+from bench.docs import cpu_name, write_section
 from bench.quality import CAMVID
 
 OUT = Path(__file__).resolve().parent / "out" / "study"
@@ -148,6 +150,33 @@ def search_command(args, name: str, storage: str) -> list[str]:
     return command
 
 
+def confirm_command(args, name: str, storage: str) -> list[str]:
+    """`udatune confirm` as `--confirm 1` runs it, for a sweep whose manifest did not record the
+    request (written before udatune kept it), so `udatune resume` finished only its search."""
+    command = [UDATUNE, "confirm", name, "--top", "1", "--seeds", ",".join(map(str, args.seeds)), "--storage", storage]
+    if args.gpus_per_trial:
+        command += ["--gpus-per-trial", str(args.gpus_per_trial)]
+    return command
+
+
+def run_or_exit(command: list[str]) -> None:
+    print("$", shlex.join(command), flush=True)
+    if subprocess.run(command).returncode != 0:
+        sys.exit(f"{shlex.join(command)} failed; run this study's command again to carry on.")
+
+
+def log_invocation(folder: Path, started: float, finished: bool) -> list[dict]:
+    """Append this invocation's wall time to the study's log and return every entry: a study
+    stopped and carried on later (another session, another machine) is timed by their sum."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "invocations.json"
+    entries = json.loads(path.read_text()) if path.exists() else []
+    entries.append({"started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(started)), "seconds": round(time.time() - started, 1),
+                    "finished": finished, "cpu": cpu_name()})
+    path.write_text(json.dumps(entries, indent=1))
+    return entries
+
+
 def confirmation_done(path: str, seeds: list[int]) -> bool:
     from udatune.tune import store
 
@@ -223,6 +252,15 @@ def oracle_arm(records: list[dict], split: str) -> Arm:
     return Arm("oracle (all labels)", scores, classes)
 
 
+def wall_time(invocations: list[dict]) -> str:
+    total = sum(entry["seconds"] for entry in invocations)
+    if len(invocations) == 1:
+        return f"Wall time: {total:.0f} s."
+    machines = sorted({entry.get("cpu", "?") for entry in invocations})
+    return (f"Wall time: {total:.0f} s over {len(invocations)} invocations (stopped and carried on; "
+            f"this one {invocations[-1]['seconds']:.0f} s), on {'; '.join(machines)}.")
+
+
 def relative(text: str) -> str:
     """Paths under the checkout, written relative to it (the docs are read on other machines)."""
     return text.replace(str(Path(__file__).resolve().parents[1]) + "/", "")
@@ -247,17 +285,20 @@ def main() -> None:
     storage = str(OUT / "sweeps")
     path = f"{storage}/{name}"
     command = search_command(args, name, storage)
-    started = time.time()
-    if not confirmation_done(path, args.seeds):
-        if Path(path).exists():
-            sys.exit(f"Sweep {path} exists but its confirmation has not finished. Carry it on with "
-                     f"`udatune resume {name} --storage {storage}` and then `udatune confirm {name} --top 1 --seeds "
-                     f"{','.join(map(str, args.seeds))} --storage {storage}`, or pick another --name.")
-        print("$", shlex.join(command), flush=True)
-        if subprocess.run(command).returncode != 0:
-            sys.exit(f"{shlex.join(command)} failed")
-    base = json.loads((Path(path) / "sweep.json").read_text())["base_config"]
-    records = oracle_records(OUT / name, base, args.seeds, args.device, args.jobs)
+    started, finished = time.time(), False
+    try:
+        if not confirmation_done(path, args.seeds):
+            if Path(path).exists():  # stopped before: the search and an interrupted confirmation go on
+                run_or_exit([UDATUNE, "resume", name, "--storage", storage])
+                if not confirmation_done(path, args.seeds):
+                    run_or_exit(confirm_command(args, name, storage))
+            else:
+                run_or_exit(command)
+        base = json.loads((Path(path) / "sweep.json").read_text())["base_config"]
+        records = oracle_records(OUT / name, base, args.seeds, args.device, args.jobs)
+        finished = True
+    finally:
+        invocations = log_invocation(OUT / name, started, finished)
     supervised, default, best, split = confirmation_arms(path)
     oracle = oracle_arm(records, split)
     arms = [supervised, default, *([best] if best else []), oracle]
@@ -266,7 +307,7 @@ def main() -> None:
         f"Sweep `{relative(path)}`: `{relative(shlex.join(command[1:]))}`. "
         f"Scores on the {split} split{' (the dataset has no test split: fresh seeds on val)' if split == 'val' else ''}, "
         f"seeds {', '.join(map(str, args.seeds))}; the oracle trains the sweep's base config on every labelled frame. "
-        f"Wall time of this invocation: {time.time() - started:.0f} s.\n\n"
+        f"{wall_time(invocations)}\n\n"
         f"{summary_table(arms, supervised, oracle)}\n\nIoU per class (mean over the seeds):\n\n{class_table(arms)}\n\n"
         f"The floor, for {judged.name}:\n\n" + "\n".join(f"- {line}" for line in floor_lines(judged, supervised, oracle)) + "\n"
     )

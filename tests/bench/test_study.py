@@ -1,8 +1,10 @@
 """The study's floor (bench/study.py): share of the gap, the paired interval, collapsed classes."""
 
+import json
 import math
+import time
 
-from bench.study import Arm, collapsed_classes, floor_lines, gap_share
+from bench.study import Arm, collapsed_classes, floor_lines, gap_share, log_invocation, wall_time
 
 
 def arm(name, scores, classes):
@@ -41,3 +43,14 @@ def test_the_floor_holds_only_when_all_three_conditions_do():
     noisy = arm("best", [0.58, 0.47, 0.56], {"road": 0.95, "pole": 0.01, "sign": 0.0})
     share, gain, classes = floor_lines(noisy, SUPERVISED, ORACLE)
     assert gain.endswith("not met") and "pole" in classes and classes.endswith("not met")
+
+
+def test_a_study_carried_on_over_several_invocations_is_timed_by_their_sum(tmp_path):
+    started = time.time() - 100
+    first = log_invocation(tmp_path, started, finished=False)
+    assert wall_time(first) == f"Wall time: {first[0]['seconds']:.0f} s."
+    both = log_invocation(tmp_path, time.time() - 20, finished=True)
+    assert [e["finished"] for e in both] == [False, True] and json.loads((tmp_path / "invocations.json").read_text()) == both
+    total = both[0]["seconds"] + both[1]["seconds"]
+    assert 119 <= total <= 125
+    assert wall_time(both).startswith(f"Wall time: {total:.0f} s over 2 invocations (stopped and carried on; this one 20 s)")
