@@ -1,5 +1,6 @@
 """`udatune resume NAME|PATH`: carry on a sweep that was stopped (Ctrl-C, SIGTERM, SIGKILL, a
-crash), with the same live table as `udatune search`.
+crash), with the same live table as `udatune search`, and then its confirmation: the one
+`udatune search --confirm K` asked for, if it never started, or one that was interrupted.
 
 Everything is checked before Ray starts or a file is written: the sweep exists and can be
 resumed (udatune/tune/restore.py), its dataset is the one it started with, and the cluster
@@ -23,7 +24,7 @@ def resume(
     address: Optional[str] = typer.Option(None, help="Ray cluster: auto, host:port or ray://host:port. Unset: RAY_ADDRESS, else a private local Ray."),
     num_cpus: Optional[int] = typer.Option(None, help="CPUs of the local Ray (default: all cores)."),
 ) -> None:
-    """Resume an interrupted sweep: finished trials are kept, interrupted ones continue from their last checkpoint."""
+    """Resume an interrupted sweep: finished trials are kept, interrupted ones continue from their last checkpoint; then its confirmation, if one was interrupted or `search --confirm` asked for one."""
     resume_sweep(sweep, storage, address, num_cpus)
 
 
