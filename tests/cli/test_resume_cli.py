@@ -145,10 +145,18 @@ def test_an_interrupted_sweep_resumes_where_it_stopped(tmp_path, capsys, monkeyp
     assert address in capsys.readouterr().err.replace("\n", "")
     assert snapshot(sweep) == files
 
-    monkeypatch.setenv("RAY_TMPDIR", str(processes.ray_tmp))
     how = ["resume", name] if signum == signal.SIGKILL else ["search", "--resume", "--name", name]
-    assert main([*how, "--storage", str(storage), "--num-cpus", "2"]) == 0
-    out = capsys.readouterr().out
+    resumed = processes.udatune([*how, "--storage", str(storage), "--num-cpus", "2"], tmp_path / "resume.log")
+    # While it runs, every trial's row only moves forward: the copy of trials.json Tune took at
+    # the restore (it uploads its staging folder at each experiment checkpoint) never comes back.
+    seen: dict[str, int] = {}
+    while resumed.poll() is None:
+        for row in rows(sweep):
+            assert row["step"] >= seen.get(row["trial_id"], 0), (row["trial_id"], row["step"], seen)
+            seen[row["trial_id"]] = row["step"]
+        time.sleep(0.1)
+    out = (tmp_path / "resume.log").read_text()
+    assert resumed.returncode == 0, out[-3000:]
     assert "methods ranked by gain" in out.replace("\n", " ") and "Interrupted" not in out
 
     frame = pd.read_csv(sweep / "results.csv")
@@ -223,9 +231,14 @@ def test_resume_runs_the_confirmation_the_search_asked_for(confirmed_sweep, tmp_
     storage = tmp_path / "sweeps"
     sweep = storage / "tiny"
     shutil.copytree(confirmed_sweep.path, sweep)
-    # The search's process died the moment its search ended (the fixture ran in this process: a
-    # live driver would be one that is about to start the confirmation).
     shutil.rmtree(sweep / "confirm")
+    # As copied, the search's state names its driver: this process (the fixture ran in it), alive,
+    # so about to start the confirmation itself; resume refuses to start a second one.
+    assert "running" in ls(storage, capsys)
+    files = snapshot(sweep)
+    assert main(["resume", "tiny", "--storage", str(storage)]) == 2
+    assert "still running" in capsys.readouterr().err and snapshot(sweep) == files
+    # The search's process died the moment its search ended, before its confirmation began.
     driver_writer.write(str(sweep), "finished", alive=False)
     assert "interrupted" in ls(storage, capsys)  # the search finished; what it asked for did not
 
@@ -259,6 +272,19 @@ def test_resume_runs_the_confirmation_the_search_asked_for(confirmed_sweep, tmp_
 
 
 # --- bad input: one clear error each, nothing written -------------------------------------------------
+
+
+def test_resume_will_not_start_the_confirmation_a_live_search_process_is_about_to_start(tmp_path, driver_writer):
+    """Between a search's end and its confirmation's start, the search's state says "finished"
+    but its process lives: a second driver would run the confirmation twice."""
+    from udatune.cli.resume_command import check_not_confirming
+    from udatune.errors import ConfigError
+
+    driver_writer.write(str(tmp_path), "finished", alive=True)
+    with pytest.raises(ConfigError, match="still running"):
+        check_not_confirming(str(tmp_path))
+    driver_writer.write(str(tmp_path), "finished", alive=False)
+    check_not_confirming(str(tmp_path))  # its process is gone: nothing stands in the way
 
 
 def sweep_folder(storage: Path, name: str, manifest: dict) -> Path:

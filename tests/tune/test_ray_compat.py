@@ -2,6 +2,7 @@
 no longer has the private name it relies on, or stops behaving as the workaround assumes."""
 
 import importlib
+from pathlib import Path
 
 import pytest
 import ray
@@ -86,3 +87,23 @@ def test_a_trial_says_where_its_files_live_in_storage(tmp_path):
     assert where is not None
     filesystem, folder = where
     assert isinstance(filesystem, pyarrow.fs.FileSystem) and folder.endswith("exp/trial")
+
+
+def test_udatunes_files_are_dropped_from_the_staging_copy_tune_uploads(tmp_path):
+    """What Tune copies into the driver's staging folder on a restore, and uploads back at each
+    experiment checkpoint: udatune's own files are deleted there, Tune's are left alone. (The
+    staging path needs a Ray session; here the name is checked on Ray's class, and the folder
+    is one of ours. tests/cli/test_resume_cli.py shows the effect on a real resumed sweep.)"""
+    from types import SimpleNamespace
+
+    from ray.tune.experiment import Trial
+
+    storage_class = importlib.import_module(Trial.__module__).StorageContext
+    assert isinstance(getattr(storage_class, ray_compat.DRIVER_STAGING_ATTR), property)
+    staging = tmp_path / "staging"
+    (staging / "confirm").mkdir(parents=True)
+    for name in ("trials.json", "state.json", "confirm/trials.json", "experiment_state-x.json"):
+        (staging / name).write_text("{}")
+    trial = SimpleNamespace(storage=SimpleNamespace(**{ray_compat.DRIVER_STAGING_ATTR: str(staging)}))
+    ray_compat.drop_staged_copies([trial], ("trials.json", "state.json", "sweep.json", "confirm"))
+    assert sorted(p.name for p in staging.iterdir()) == ["experiment_state-x.json"]

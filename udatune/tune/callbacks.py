@@ -137,6 +137,22 @@ class KeepTrialLogs(Callback):
                 pyarrow.fs.copy_files(f"{folder}/{name}", str(local), source_filesystem=filesystem)
 
 
+class KeepOwnFiles(Callback):
+    """Tune uploads its staging copy of a restored experiment's files back over the sweep
+    folder at every experiment checkpoint; udatune's own files must not be among them (they
+    would go back to what they held at the restore). See ray_compat.drop_staged_copies."""
+
+    NAMES = (store.TRIALS, store.STATE, store.MANIFEST, store.CONFIRM)
+
+    def __init__(self) -> None:
+        self.done = False
+
+    def on_step_begin(self, iteration, trials, **info):
+        if not self.done:
+            self.done = True
+            ray_compat.drop_staged_copies(trials, self.NAMES)
+
+
 def sweep_callbacks(path: str, results: SweepResults, listener: Callable[[SweepResults], None] | None) -> list:
     """The driver's callbacks, the same for a new sweep and a resumed one (`ResultsCallback`
     first: `fit_and_record` is handed it). Tune's TensorBoard logger is asked for by name, so
@@ -144,4 +160,4 @@ def sweep_callbacks(path: str, results: SweepResults, listener: Callable[[SweepR
     (it comes after `KeepTrialLogs`, which must run before any logger)."""
     from ray.tune.logger import TBXLoggerCallback
 
-    return [ResultsCallback(results, listener, path), DriverHeartbeat(path), KeepTrialLogs(), TBXLoggerCallback()]
+    return [ResultsCallback(results, listener, path), DriverHeartbeat(path), KeepTrialLogs(), KeepOwnFiles(), TBXLoggerCallback()]

@@ -1,6 +1,6 @@
 """Every use of a private or internal Ray name, in one place.
 
-Ray's public API does not cover four things udatune needs. Each workaround below is used only
+Ray's public API does not cover six things udatune needs. Each workaround below is used only
 on a Ray whose minor version it was checked against (`TESTED`), and each has a fall-back for
 any other Ray: the sweep then runs on the public API alone, a little slower or noisier, or —
 for resume, which has no public way at all — refuses with a clear message. Resume already
@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import shutil
+from pathlib import Path
 from typing import Iterator
 
 from udatune.errors import UdatuneError
@@ -32,6 +34,7 @@ LOCAL_TUNER_ATTR = "_local_tuner"
 ASHA_TRIALS_ATTR = "_trial_info"
 TRIAL_FS_PATH_ATTR = "trial_fs_path"
 STORAGE_FILESYSTEM_ATTR = "storage_filesystem"
+DRIVER_STAGING_ATTR = "experiment_driver_staging_path"
 
 
 def tested() -> bool:
@@ -148,3 +151,30 @@ def trial_storage(trial) -> tuple[object, str] | None:
     folder = getattr(storage, TRIAL_FS_PATH_ATTR, None)
     filesystem = getattr(storage, STORAGE_FILESYSTEM_ATTR, None)
     return None if folder is None or filesystem is None else (filesystem, folder)
+
+
+# --- 6. a restored experiment must not carry stale copies of udatune's files -----------------------
+
+
+def drop_staged_copies(trials, names: tuple[str, ...]) -> None:
+    """Delete ``names`` (files or folders of the sweep folder) from the driver's staging folder.
+
+    Restoring an experiment, Tune copies every .json and .pkl of the experiment folder into
+    this driver's staging folder, and at each experiment checkpoint uploads that folder back:
+    the copies of udatune's own files taken at the restore (trials.json, state.json, ...) would
+    overwrite the live ones, again and again, until the sweep ends, so a second interruption
+    would leave the rows as they were at the first. Called on the first step, after the copy
+    and before the first upload. Fall-back on another Ray: nothing (at the end of a run the
+    driver writes its files again, so only a run killed mid-way keeps the stale rows).
+    """
+    if not tested() or not trials:
+        return
+    staging = getattr(getattr(trials[0], "storage", None), DRIVER_STAGING_ATTR, None)
+    if not staging:
+        return
+    for name in names:
+        path = Path(staging, name)
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
