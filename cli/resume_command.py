@@ -49,7 +49,7 @@ def resume_sweep(sweep: str, storage: str, address: str | None, num_cpus: int | 
     if plan.nothing_to_do and confirmation != "interrupted" and not start_confirmation:
         console.print(f"Sweep {plan.settings.name} at {plan.path} has finished; there is nothing to resume.")
         return
-    if start_confirmation:
+    if start_confirmation and plan.nothing_to_do:
         check_not_confirming(plan.path)
     target = resolve_address(address)
     if target is not None:
