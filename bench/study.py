@@ -261,6 +261,12 @@ def wall_time(invocations: list[dict]) -> str:
             f"this one {invocations[-1]['seconds']:.0f} s), on {'; '.join(machines)}.")
 
 
+def default_name(dataset: str, steps: int, image_size: str | None) -> str:
+    """The sweep's name, and so its cache: another budget or image size is another study, never
+    one carried on from the sweep of a different config."""
+    return f"study-{dataset}-{steps}" + (f"-{image_size}" if image_size else "")
+
+
 def relative(text: str) -> str:
     """Paths under the checkout, written relative to it (the docs are read on other machines)."""
     return text.replace(str(Path(__file__).resolve().parents[1]) + "/", "")
@@ -281,7 +287,7 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
 
-    name = args.name or f"study-{args.dataset}-{args.steps}"
+    name = args.name or default_name(args.dataset, args.steps, args.image_size)
     storage = str(OUT / "sweeps")
     path = f"{storage}/{name}"
     command = search_command(args, name, storage)
@@ -313,7 +319,8 @@ def main() -> None:
     )
     print(body)
     if not args.no_write:
-        write_section(f"study-{args.dataset}", f"Study: {args.dataset}, {args.steps} steps",
+        size = f", {args.image_size}" if args.image_size else ""
+        write_section(name, f"Study: {args.dataset}, {args.steps} steps{size}",
                       "python -m bench.study " + shlex.join(sys.argv[1:]), body)
 
 

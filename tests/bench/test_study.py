@@ -4,7 +4,7 @@ import json
 import math
 import time
 
-from bench.study import Arm, collapsed_classes, floor_lines, gap_share, log_invocation, wall_time
+from bench.study import Arm, collapsed_classes, default_name, floor_lines, gap_share, log_invocation, wall_time
 
 
 def arm(name, scores, classes):
@@ -54,3 +54,9 @@ def test_a_study_carried_on_over_several_invocations_is_timed_by_their_sum(tmp_p
     total = both[0]["seconds"] + both[1]["seconds"]
     assert 119 <= total <= 125
     assert wall_time(both).startswith(f"Wall time: {total:.0f} s over 2 invocations (stopped and carried on; this one 20 s)")
+
+
+def test_a_study_at_another_image_size_is_another_sweep_never_one_carried_on():
+    assert default_name("camvid", 2000, None) == "study-camvid-2000"
+    assert default_name("camvid", 2000, "60x80") == "study-camvid-2000-60x80"
+    assert default_name("camvid", 2000, "60x80") != default_name("camvid", 2000, "90x120")
