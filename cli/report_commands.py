@@ -140,7 +140,8 @@ def run_confirmation(name: str, storage: str, settings, address: str | None, num
 
     seed_list = settings.seeds
     console.print(f"[bold]udatune confirm[/] {sweep.name}: {len(candidates)} configuration{'s' if len(candidates) != 1 else ''} + supervised × seeds "
-                  f"{','.join(map(str, seed_list))} = {(len(candidates) + 1) * len(seed_list)} trials, {sweep.max_steps} steps each, test split at the end")
+                  f"{','.join(map(str, seed_list))} = {(len(candidates) + 1) * len(seed_list)} trials, {sweep.max_steps} steps each, "
+                  + ("scored on the test split" if data.has_test else "scored on val: the dataset has no test split, so the fresh seeds keep it apart from the search"))
     for c in candidates:
         origin = f"trial {c.source_trial} (score {c.score:+.4f})" if c.source_trial else "not run by the search"
         console.print(f"  {c.name}: {c.method} {origin}{', the default recipe' if c.default_recipe else ''}")

@@ -46,7 +46,7 @@ def test_loads_every_list_style_with_void_mapped_to_ignore(lists, tmp_path, png)
 
     assert data.classes == CLASSES and data.num_classes == 11
     assert (len(data.labeled), len(data.unlabeled), len(data.val)) == (2, 4, 3)
-    assert data.test is None
+    assert data.test is None and not data.has_test
     image, mask = data.labeled.load(0)
     assert image.dtype == np.uint8 and image.shape == (12, 16, 3)
     assert mask.dtype == np.uint8 and mask.shape == (12, 16)
@@ -99,7 +99,7 @@ def test_image_size_resizes_and_keeps_ids_valid(tmp_path, png):
 
 def test_test_split_is_loaded_when_present(tmp_path, png):
     data = build_camvid(camvid(write_camvid(tmp_path, png, splits={**SPLITS, "test": 2})))
-    assert len(data.test) == 2 and data.test.load(1)[1].shape == (12, 16)
+    assert len(data.test) == 2 and data.test.load(1)[1].shape == (12, 16) and data.has_test
     assert data.identity["frames"] == {"train": 6, "val": 3, "test": 2}
 
 

@@ -72,6 +72,12 @@ class SegmentationData:
     identity: dict = field(default_factory=dict)
 
     @property
+    def has_test(self) -> bool:
+        """Whether a labelled test split is there to score on (CamVid's SegNet copy may have none:
+        confirmation then scores its fresh seeds on val)."""
+        return self.test is not None and len(self.test) > 0
+
+    @property
     def num_classes(self) -> int:
         return len(self.classes)
 

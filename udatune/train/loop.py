@@ -299,7 +299,7 @@ def run_trial(
             result.final, result.best_miou = record, best
             hooks(record, save)
     result.steps = step
-    if t.evaluate_test and data.test is not None and len(data.test) > 0:
+    if t.evaluate_test and data.has_test:
         test_loader = eval_loader(data.test, max(t.batch_size, 16), 0, pin, shard)
         scores = evaluate(ctx.model_without_ddp, test_loader, data.num_classes, device, autocast).compute()
         result.test = {"kind": "eval", "split": "test", "step": step, **scores.as_dict(data.classes)}
