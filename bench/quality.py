@@ -9,7 +9,10 @@ seed), the same step budget and the same training seed:
 * ``uda-photo``  — RandAugment(2, 4) with photometric ops only;
 * ``oracle``     — supervised with labels on every train frame (the ceiling);
 * ``uda-balanced`` — UDA with class-balanced consistency weights (``uda.class_balance``);
-* ``uda-aligned`` — UDA with distribution alignment (``uda.align``).
+* ``uda-aligned`` — UDA with distribution alignment (``uda.align``);
+* ``uda-anticollapse`` — UDA with all three options against thin classes collapsing:
+  class-adaptive τ, class-balanced consistency and distribution alignment;
+* ``uda-ema`` — UDA with a mean teacher (EMA decay 0.99) instead of the model being its own.
 
 Results are cached per run under ``bench/out/quality`` so an interrupted benchmark resumes,
 and the summary is written to docs/benchmarks.md.
@@ -46,6 +49,8 @@ METHODS = {
     # Beyond the paper: class-balanced consistency, distribution alignment.
     "uda-balanced": {"uda.mode": "uda", "uda.class_balance": True},
     "uda-aligned": {"uda.mode": "uda", "uda.align": True},
+    "uda-anticollapse": {"uda.mode": "uda", "uda.class_adaptive": True, "uda.class_balance": True, "uda.align": True},
+    "uda-ema": {"uda.mode": "uda", "uda.ema_decay": 0.99},
 }
 
 DATASETS = {

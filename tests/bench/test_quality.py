@@ -14,3 +14,15 @@ def test_a_cached_run_is_reused_only_for_the_same_config(tmp_path):
     assert cached(path, run_config("synthetic", "uda", 0, {"data.image_size": "32x32", "train.steps": 800}).to_dict()) is None
     assert cached(path, run_config("synthetic", "supervised", 0, {"data.image_size": "32x48", "train.steps": 800}).to_dict()) is None
     assert cached(tmp_path / "missing.json", ran.to_dict()) is None
+
+
+def test_every_method_is_a_valid_run_with_its_own_settings_applied():
+    """A method is the dataset's run with its settings on top: a misspelt key or a value the
+    config refuses fails here, not an hour into a benchmark."""
+    from bench.quality import METHODS
+
+    for method, settings in METHODS.items():
+        cfg = run_config("synthetic", method, 0, {})
+        for key, value in settings.items():
+            section, field = key.split(".")
+            assert getattr(getattr(cfg, section), field) == value, (method, key)
