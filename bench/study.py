@@ -268,8 +268,10 @@ def default_name(dataset: str, steps: int, image_size: str | None) -> str:
 
 
 def relative(text: str) -> str:
-    """Paths under the checkout, written relative to it (the docs are read on other machines)."""
-    return text.replace(str(Path(__file__).resolve().parents[1]) + "/", "")
+    """Paths under the checkout, written relative to it, and those beside it (``../shared``, where
+    CamVid lives) relative to it too: the docs are read on other machines."""
+    checkout = Path(__file__).resolve().parents[1]
+    return text.replace(f"{checkout}/", "").replace(f"{checkout.parent}/", "../")
 
 
 def main() -> None:

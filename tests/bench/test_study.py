@@ -3,8 +3,9 @@
 import json
 import math
 import time
+from pathlib import Path
 
-from bench.study import Arm, collapsed_classes, default_name, floor_lines, gap_share, log_invocation, wall_time
+from bench.study import Arm, collapsed_classes, default_name, floor_lines, gap_share, log_invocation, relative, wall_time
 
 
 def arm(name, scores, classes):
@@ -60,3 +61,10 @@ def test_a_study_at_another_image_size_is_another_sweep_never_one_carried_on():
     assert default_name("camvid", 2000, None) == "study-camvid-2000"
     assert default_name("camvid", 2000, "60x80") == "study-camvid-2000-60x80"
     assert default_name("camvid", 2000, "60x80") != default_name("camvid", 2000, "90x120")
+
+
+def test_the_docs_name_paths_in_and_beside_the_checkout_relative_to_it():
+    checkout = Path(__file__).resolve().parents[2]
+    command = f"--data-root {checkout.parent}/shared/datasets/camvid --storage {checkout}/bench/out/study/sweeps"
+    assert relative(command) == "--data-root ../shared/datasets/camvid --storage bench/out/study/sweeps"
+    assert relative("--data-root /elsewhere/camvid") == "--data-root /elsewhere/camvid"
