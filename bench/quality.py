@@ -46,7 +46,7 @@ METHODS = {
     "uda-strong": {"uda.mode": "uda", "uda.policy": "randaugment:2,9"},  # the UDA paper's magnitude
     "uda-photo": {"uda.mode": "uda", "uda.policy": "randaugment:2,4:photometric"},
     "oracle": {"uda.mode": "supervised", "data.labeled": "all"},
-    # Beyond the paper: class-balanced consistency, distribution alignment.
+    # Beyond the paper: the options against thin classes collapsing, alone and together, and a mean teacher.
     "uda-balanced": {"uda.mode": "uda", "uda.class_balance": True},
     "uda-aligned": {"uda.mode": "uda", "uda.align": True},
     "uda-anticollapse": {"uda.mode": "uda", "uda.class_adaptive": True, "uda.class_balance": True, "uda.align": True},

@@ -2,7 +2,7 @@
 
 import json
 
-from bench.quality import cached, run_config
+from bench.quality import METHODS, cached, run_config
 
 
 def test_a_cached_run_is_reused_only_for_the_same_config(tmp_path):
@@ -19,8 +19,6 @@ def test_a_cached_run_is_reused_only_for_the_same_config(tmp_path):
 def test_every_method_is_a_valid_run_with_its_own_settings_applied():
     """A method is the dataset's run with its settings on top: a misspelt key or a value the
     config refuses fails here, not an hour into a benchmark."""
-    from bench.quality import METHODS
-
     for method, settings in METHODS.items():
         cfg = run_config("synthetic", method, 0, {})
         for key, value in settings.items():
