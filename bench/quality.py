@@ -12,7 +12,11 @@ seed), the same step budget and the same training seed:
 * ``uda-aligned`` — UDA with distribution alignment (``uda.align``);
 * ``uda-anticollapse`` — UDA with all three options against thin classes collapsing:
   class-adaptive τ, class-balanced consistency and distribution alignment;
-* ``uda-ema`` — UDA with a mean teacher (EMA decay 0.99) instead of the model being its own.
+* ``uda-ema`` — UDA with a mean teacher (EMA decay 0.99) instead of the model being its own;
+* ``uda-cutmix`` — UDA whose strong view is always CutMix (half the frame pasted from another
+  unlabeled image, with its teacher prediction) plus one mild photometric op, French et al.'s
+  perturbation for segmentation (2020), no geometric ops;
+* ``uda-cutmix-ema`` — the same with a mean teacher (EMA decay 0.99), as French et al. ran it.
 
 Results are cached per run under ``bench/out/quality`` so an interrupted benchmark resumes,
 and the summary is written to docs/benchmarks.md.
@@ -52,6 +56,13 @@ METHODS = {
     "uda-anticollapse": {"uda.mode": "uda", "uda.class_adaptive": True, "uda.class_balance": True, "uda.align": True},
     "uda-ema": {"uda.mode": "uda", "uda.ema_decay": 0.99},
 }
+
+# CutMix at magnitude 10 (box area 0.5) in every sub-policy, one photometric op at magnitude 4 beside it.
+CUTMIX_POLICY = "autoaugment:" + json.dumps(
+    [[["CutMix", 1.0, 10], [op, 0.5, 4]] for op in ("Brightness", "Contrast", "Color", "Sharpness", "GaussianBlur")]
+)
+METHODS["uda-cutmix"] = {"uda.mode": "uda", "uda.policy": CUTMIX_POLICY}
+METHODS["uda-cutmix-ema"] = {**METHODS["uda-cutmix"], "uda.ema_decay": 0.99}
 
 DATASETS = {
     "synthetic": {"data.dataset": "synthetic"},
