@@ -1,7 +1,8 @@
 """Does UDA lift mIoU? Supervised baseline vs UDA vs oracle, paired by seed.
 
 For each dataset and seed, every method trains on the same labeled subset (split seed =
-seed), the same step budget and the same training seed:
+seed, unless ``--set data.split_seed=N`` holds one subset for every seed, as a confirmation
+does), the same step budget and the same training seed:
 
 * ``supervised`` — labeled frames only (the baseline);
 * ``uda``        — labeled + unlabeled, the default settings (RandAugment(2, 4), geometric ops on);
@@ -149,6 +150,18 @@ def run_all(dataset: str, seeds: list[int], methods: list[str], extra: dict, job
     return done
 
 
+def seeds_sentence(seeds: list[int], records: list[dict]) -> str:
+    """What a seed varies in these runs: by default the labeled subset too (split seed = seed);
+    with ``--set data.split_seed=N`` only the training (the design of `udatune confirm`, whose
+    fresh seeds keep the sweep's labeled subset)."""
+    splits = sorted({r["config"]["data"]["split_seed"] for r in records})
+    if splits == sorted({r["seed"] for r in records}) and all(r["config"]["data"]["split_seed"] == r["seed"] for r in records):
+        return f"seeds {seeds} (training seed = split seed, so each seed's methods share one labeled subset)."
+    if len(splits) == 1:
+        return f"training seeds {seeds} on one labeled subset (split seed {splits[0]}), as `udatune confirm` varies them."
+    return f"seeds {seeds}, split seeds {splits}."
+
+
 def mean_std(values: list[float]) -> str:
     if not values:
         return "—"
@@ -262,7 +275,7 @@ def main() -> None:
             f"{what}, {cfg['train']['steps']} steps, batch "
             f"{cfg['train']['batch_size']} labeled + {cfg['train']['unlabeled_batch_size']} unlabeled, image size "
             f"{cfg['data']['image_size'] or 'native'}, λ={cfg['uda']['lambda_u']}, τ={cfg['uda']['tau']}, T={cfg['uda']['temperature']}, "
-            f"labeled={cfg['data']['labeled']}, seeds {args.seeds} (training seed = split seed, so each seed's methods share one labeled subset). "
+            f"labeled={cfg['data']['labeled']}, {seeds_sentence(args.seeds, records)} "
             f"Strong-view policy per method: "
             + ", ".join(f"{m} `{next(r['config']['uda']['policy'] for r in records if r['method'] == m)}`" for m in args.methods if m.startswith("uda") and any(r["method"] == m for r in records))
             + f". mIoU is the final validation mIoU. Wall time per run, divided by its steps (set-up and evaluation included, "

@@ -24,3 +24,17 @@ def test_every_method_is_a_valid_run_with_its_own_settings_applied():
         for key, value in settings.items():
             section, field = key.split(".")
             assert getattr(getattr(cfg, section), field) == value, (method, key)
+
+
+def test_the_section_says_whether_a_seed_also_redraws_the_labeled_subset():
+    """Screens with the split redrawn per seed carry the subset's noise; screens on one split
+    (``--set data.split_seed=0``) measure what a confirmation measures. The text must not mix them up."""
+    from bench.quality import seeds_sentence
+
+    def record(seed, extra):
+        return {"seed": seed, "config": run_config("synthetic", "uda", seed, extra).to_dict()}
+
+    redrawn = [record(s, {}) for s in (0, 1, 2)]
+    assert "training seed = split seed" in seeds_sentence([0, 1, 2], redrawn)
+    fixed = [record(s, {"data.split_seed": "0"}) for s in (0, 1, 2)]
+    assert seeds_sentence([0, 1, 2], fixed) == "training seeds [0, 1, 2] on one labeled subset (split seed 0), as `udatune confirm` varies them."
