@@ -39,6 +39,7 @@ from pathlib import Path
 
 from bench.docs import cpu_name, write_section
 from bench.quality import CAMVID
+from bench.quality import gap_share as share_of_gap
 
 OUT = Path(__file__).resolve().parent / "out" / "study"
 UDATUNE = str(Path(sys.executable).parent / "udatune")
@@ -76,15 +77,10 @@ def paired_gains(arm: Arm, supervised: Arm) -> list[float]:
 
 
 def gap_share(arm: Arm, supervised: Arm, oracle: Arm) -> float:
-    """The share of the supervised→oracle gap the arm closes: its mean paired gain over the mean
-    gap, on the seeds all three ran (a ratio of means: one seed's small gap cannot blow it up).
-    NaN when the oracle does not lead on average, since there is then no gap to close."""
+    """The share of the supervised→oracle gap the arm closes, on the seeds all three ran
+    (`bench.quality.gap_share`, the one definition the screens and the floor both use)."""
     seeds = [s for s in arm.scores if s in supervised.scores and s in oracle.scores]
-    if not seeds:
-        return math.nan
-    gap = statistics.mean(oracle.scores[s] - supervised.scores[s] for s in seeds)
-    gain = statistics.mean(arm.scores[s] - supervised.scores[s] for s in seeds)
-    return gain / gap if gap > 0 else math.nan
+    return share_of_gap([arm.scores[s] - supervised.scores[s] for s in seeds], [oracle.scores[s] - supervised.scores[s] for s in seeds])
 
 
 def collapsed_classes(arm: Arm, supervised: Arm, above: float = COLLAPSE[0], share: float = COLLAPSE[1]) -> list[str]:

@@ -38,3 +38,18 @@ def test_the_section_says_whether_a_seed_also_redraws_the_labeled_subset():
     assert "training seed = split seed" in seeds_sentence([0, 1, 2], redrawn)
     fixed = [record(s, {"data.split_seed": "0"}) for s in (0, 1, 2)]
     assert seeds_sentence([0, 1, 2], fixed) == "training seeds [0, 1, 2] on one labeled subset (split seed 0), as `udatune confirm` varies them."
+
+
+def test_the_share_of_the_gap_is_a_ratio_of_means_as_the_study_floor_reads_it():
+    """Gains +0.00, +0.08 over gaps 0.02, 0.18: a mean of per-seed ratios gives 22%, the ratio of
+    the means 0.04 / 0.10 = 40%. The screens' table and the floor must read the same number."""
+    from bench.quality import gap_share, summarize
+
+    runs = {"supervised": (0.50, 0.40), "uda": (0.50, 0.48), "oracle": (0.52, 0.58)}
+    records = [{"method": m, "seed": s, "miou": v} for m, values in runs.items() for s, v in enumerate(values)]
+    assert abs(gap_share([0.0, 0.08], [0.02, 0.18]) - 0.40) < 1e-9
+    uda_row = next(line for line in summarize(records, list(runs)).splitlines() if line.startswith("| uda |"))
+    assert "| 40% |" in uda_row
+    # No lead on average: no gap to close, said so rather than a share.
+    behind = [{"method": m, "seed": 0, "miou": v} for m, v in (("supervised", 0.5), ("uda", 0.52), ("oracle", 0.49))]
+    assert "n/a: oracle ≤ baseline" in summarize(behind, ["supervised", "uda", "oracle"])
