@@ -155,7 +155,7 @@ def seeds_sentence(seeds: list[int], records: list[dict]) -> str:
     with ``--set data.split_seed=N`` only the training (the design of `udatune confirm`, whose
     fresh seeds keep the sweep's labeled subset)."""
     splits = sorted({r["config"]["data"]["split_seed"] for r in records})
-    if splits == sorted({r["seed"] for r in records}) and all(r["config"]["data"]["split_seed"] == r["seed"] for r in records):
+    if all(r["config"]["data"]["split_seed"] == r["seed"] for r in records):
         return f"seeds {seeds} (training seed = split seed, so each seed's methods share one labeled subset)."
     if len(splits) == 1:
         return f"training seeds {seeds} on one labeled subset (split seed {splits[0]}), as `udatune confirm` varies them."
