@@ -15,6 +15,8 @@ from udatune.errors import ConfigError
     (lambda: UDAConfig(temperature=0.0), "temperature"),
     (lambda: UDAConfig(mode="semi"), "uda.mode"),
     (lambda: UDAConfig(tsa="cubic"), "uda.tsa"),
+    (lambda: UDAConfig(paste=1.5), "uda.paste"),
+    (lambda: UDAConfig(paste=math.nan), "uda.paste"),
     (lambda: TrainConfig(num_workers=-1), "num_workers"),
     (lambda: TrainConfig(lr=math.inf), "train.lr"),
     (lambda: TrainConfig(device="tpu"), "train.device"),

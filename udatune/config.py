@@ -94,6 +94,7 @@ class UDAConfig:
     class_adaptive: bool = False  # FlexMatch-style per-class thresholds
     class_balance: bool = False  # weight consistency pixels by 1/sqrt(frequency of their teacher class)
     align: bool = False  # distribution alignment: teacher's class frequencies pulled to the labeled ones
+    paste: float = 0.0  # probability that a strong view gets a labeled frame's rare-class objects (train/paste.py)
     # Strong augmentation: a compact policy string or a policy .json file (`parsed_policy` is the
     # policy object). Magnitude 4, not the paper's 9: at 9 the colour ops (Color, Solarize,
     # Posterize, ...) erase the colour that tells a sign from its pole, and consistency then
@@ -112,6 +113,7 @@ class UDAConfig:
              f"uda.lambda_u (λ, --lambda) must be a finite number ≥ 0, got {self.lambda_u}"),
             (not 0.0 <= self.ema_decay < 1.0, f"uda.ema_decay (--ema-decay) must be in [0, 1), got {self.ema_decay}"),
             (self.rampup_steps < 0, f"uda.rampup_steps must be ≥ 0, got {self.rampup_steps}"),
+            (not 0.0 <= self.paste <= 1.0, f"uda.paste must be a probability in [0, 1], got {self.paste}"),
             (not self.policy.strip(), "uda.policy (--policy) is empty; pass e.g. randaugment:2,4"),
         ])
         try:

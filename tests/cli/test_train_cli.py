@@ -34,6 +34,7 @@ def test_fast_dev_run_writes_metrics_checkpoint_and_result(tmp_path, capsys):
         (["--policy", "autoaugment:[[[\"Spin\", 0.5, 3]]]"], "Spin"),
         (["--set", "uda.taux=0.3"], "uda.taux"),
         (["--tau", "1.5"], "tau"),
+        (["--paste", "2"], "uda.paste"),
         (["--labeled", "many"], "--labeled"),
         (["--image-size", "big"], "image_size"),
         (["--config", "/nonexistent/trial.yaml"], "/nonexistent/trial.yaml"),

@@ -107,9 +107,10 @@ def test_supervised_mode_never_touches_unlabeled_data(tiny_data):
     assert "loss_unsup" not in result.history[-1]
 
 
-# Every option with state of its own (mean teacher, class thresholds, distribution alignment)
-# must be in the checkpoint, or a resumed run drifts from the straight one.
-STATEFUL = {"uda.ema_decay": 0.9, "uda.class_adaptive": True, "uda.align": True, "uda.tau": 0.3}
+# Every option with state of its own (mean teacher, class thresholds, distribution alignment,
+# the labelled paste's class shares) must be in the checkpoint, or a resumed run drifts from
+# the straight one.
+STATEFUL = {"uda.ema_decay": 0.9, "uda.class_adaptive": True, "uda.align": True, "uda.tau": 0.3, "uda.paste": 0.5}
 
 
 @pytest.mark.parametrize("options", [{}, STATEFUL], ids=["plain", "stateful-teacher"])

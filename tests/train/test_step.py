@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from udatune.config import UDAConfig
+from udatune.train.paste import LabeledPaste
 from udatune.train.step import StepContext, uda_step
 from udatune.train.teacher import ClassThresholds, statistics_frozen
 
@@ -37,6 +38,7 @@ def _context(model: nn.Module, uses_geometry: bool, **uda) -> StepContext:
         uda=cfg, num_classes=K, device=torch.device("cpu"), total_steps=10,
         autocast=contextlib.nullcontext, scaler=None,
         thresholds=ClassThresholds(K, cfg.tau, cfg.class_adaptive), uses_geometry=uses_geometry,
+        paste=LabeledPaste(K, cfg.paste) if cfg.paste > 0 else None,
     )
 
 
@@ -69,6 +71,19 @@ def test_tau_zero_keeps_every_pixel():
     metrics = uda_step(_context(model, False, tau=0.0), labeled, unlabeled, step=5)
     assert metrics["mask_ratio"].item() == 1.0
     assert torch.isfinite(metrics["loss"]) and metrics["loss_unsup"].item() > 0
+
+
+def test_pasted_labelled_objects_reach_the_consistency_loss_past_tau():
+    # τ = 1: no teacher pixel is confident enough, so only pasted pixels take part. Class 3 is
+    # rare in the labelled masks (one 3x3 square a frame); the strong view gets it, kept.
+    labeled, unlabeled = _batches(3)
+    labeled["mask"] = torch.zeros(2, H, W, dtype=torch.long)
+    labeled["mask"][:, 1:4, 1:4] = 3
+    plain = uda_step(_context(_constant_model(), True, tau=1.0), labeled, unlabeled, step=5)
+    pasted = uda_step(_context(_constant_model(), True, tau=1.0, paste=1.0), labeled, unlabeled, step=5)
+    assert plain["mask_ratio"].item() == 0.0 and plain["loss_unsup"].item() == 0.0
+    assert pasted["mask_ratio"].item() == pytest.approx(9 / (H * W))
+    assert pasted["loss_unsup"].item() > 0
 
 
 def _bn_model(seed: int = 0) -> nn.Module:

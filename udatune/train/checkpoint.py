@@ -28,6 +28,7 @@ def save_checkpoint(path: Path, ctx, scheduler, step: int, cfg, history: list[di
         "ema": ctx.ema.state_dict() if ctx.ema is not None else None,
         "thresholds": ctx.thresholds.state_dict() if ctx.thresholds is not None else None,
         "alignment": ctx.alignment.state_dict() if ctx.alignment is not None else None,
+        "paste": ctx.paste.state_dict() if ctx.paste is not None else None,
         "history": history,
         "best_miou": best,
     }
@@ -56,4 +57,6 @@ def load_checkpoint(path: Path, ctx, scheduler) -> dict:
         ctx.thresholds.load_state_dict(state["thresholds"])
     if ctx.alignment is not None and state.get("alignment") is not None:
         ctx.alignment.load_state_dict(state["alignment"])
+    if ctx.paste is not None and state.get("paste") is not None:
+        ctx.paste.load_state_dict(state["paste"])
     return state

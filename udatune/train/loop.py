@@ -32,6 +32,7 @@ from udatune.models.registry import build_model, encoder_of, set_encoder_frozen
 from udatune.train.checkpoint import load_checkpoint, save_checkpoint
 from udatune.train.metrics import ConfusionMatrix
 from udatune.train.step import StepContext, TrialDiverged, supervised_step, to_device, uda_step
+from udatune.train.paste import LabeledPaste
 from udatune.train.teacher import ClassThresholds, DistributionAlignment, EMATeacher
 
 class Hooks(Protocol):
@@ -177,6 +178,7 @@ def setup_trial(
         thresholds=ClassThresholds(data.num_classes, cfg.uda.tau, cfg.uda.class_adaptive, reduce=reduce),
         uses_geometry=policy.uses_geometry,
         alignment=DistributionAlignment(data.num_classes, reduce=reduce) if (uda_mode and cfg.uda.align) else None,
+        paste=LabeledPaste(data.num_classes, cfg.uda.paste, t.seed, reduce=reduce) if (uda_mode and cfg.uda.paste > 0) else None,
     )
     return TrialSetup(ctx, scheduler, policy, device)
 

@@ -7,6 +7,8 @@ The UDA step, top to bottom:
    and to the teacher's probabilities alike, with a validity mask for pixels moved out of
    frame;
 3. pixels whose teacher confidence is below τ (per class, if adaptive) are masked out;
+   with ``uda.paste``, a labeled frame's rare-class objects are pasted on top, their labels
+   as targets (train/paste.py);
 4. loss = supervised CE on labeled pixels + λ · ramp(t) · consistency(student, teacher), the
    consistency averaged over the strong view's in-frame pixels.
 """
@@ -23,6 +25,7 @@ from udatune.augment.warp import apply_strong_geometry
 from udatune.config import UDAConfig
 from udatune.data.loader import normalize
 from udatune.train.losses import class_balance_weights, consistency_loss, rampup_weight, supervised_loss, teacher_targets
+from udatune.train.paste import LabeledPaste
 from udatune.data.base import IGNORE_INDEX
 from udatune.train.teacher import ClassThresholds, DistributionAlignment, EMATeacher, per_class_mask_ratio, teacher_pass
 
@@ -48,6 +51,7 @@ class StepContext:
     thresholds: ClassThresholds | None = None
     uses_geometry: bool = False
     alignment: DistributionAlignment | None = None
+    paste: LabeledPaste | None = None
 
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
@@ -100,13 +104,16 @@ def uda_step(
         keep = (keep > 0.5).float()
     else:
         probs, valid = target.probs, None
+    labeled_images = normalize(labeled["image"])
+    if ctx.paste is not None:
+        strong, probs, keep, valid = ctx.paste(strong, probs, keep, valid, labeled_images, labeled["mask"], step)
     ctx.thresholds.observe(target.confidence, target.labels)
     weights = class_balance_weights(probs.argmax(dim=1), keep, ctx.num_classes) if uda.class_balance else keep
 
     n_labeled = labeled["image"].shape[0]
     with ctx.autocast():
         # One forward over labeled + strong views: BatchNorm sees both, as in FixMatch.
-        logits = ctx.model(torch.cat([normalize(labeled["image"]), strong]))
+        logits = ctx.model(torch.cat([labeled_images, strong]))
     sup, kept = supervised_loss(logits[:n_labeled], labeled["mask"], uda.tsa, step / ctx.total_steps)
     unsup = consistency_loss(logits[n_labeled:], probs, weights, uda.loss, valid)
     weight = uda.lambda_u * rampup_weight(step, uda.rampup_steps)

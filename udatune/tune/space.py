@@ -20,6 +20,7 @@ and the searcher that samples them::
     class_adaptive: [false, true]    # ... class-adaptive τ, class-balanced consistency,
     class_balance: [false, true]
     align: [false, true]             # ... distribution alignment
+    paste: [0.0, 0.5]                # ... labelled rare-class objects pasted into the strong view
     encoder_lr_mult: {low: 0.01, high: 1.0, log: true}  # models with an encoder only
     trial: {uda.loss: kl}        # fixed overrides for every trial of this method (model.* too)
 
@@ -56,6 +57,7 @@ UDA_PARAMS: dict[str, tuple[float, float]] = {
     "tau": (0.0, 1.0),
     "temperature": (1e-6, math.inf),
     "ema_decay": (0.0, 0.9999),
+    "paste": (0.0, 1.0),
 }
 # On/off UDA options a space may search: the remedies against thin classes collapsing.
 FLAG_PARAMS = ("class_adaptive", "class_balance", "align")
@@ -205,7 +207,7 @@ def load_space(spec: str | Path) -> SearchSpace:
 
 # --- validation --------------------------------------------------------------------------------
 
-TOP_KEYS = ("method", "searcher", "seed", "policy", "lambda_u", "tau", "temperature", "ema_decay", "tsa",
+TOP_KEYS = ("method", "searcher", "seed", "policy", "lambda_u", "tau", "temperature", "ema_decay", "paste", "tsa",
             *FLAG_PARAMS, "encoder_lr_mult", "trial")
 POLICY_KEYS = {
     "autoaugment": ("family", "subpolicies", "ops_per_subpolicy", "ops", "probability", "magnitude"),
