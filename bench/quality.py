@@ -17,7 +17,11 @@ does), the same step budget and the same training seed:
 * ``uda-cutmix`` — UDA whose strong view is always CutMix (half the frame pasted from another
   unlabeled image, with its teacher prediction) plus one mild photometric op, French et al.'s
   perturbation for segmentation (2020), no geometric ops;
-* ``uda-cutmix-ema`` — the same with a mean teacher (EMA decay 0.99), as French et al. ran it.
+* ``uda-cutmix-ema`` — the same with a mean teacher (EMA decay 0.99), as French et al. ran it;
+* ``uda-cutmix-ema-aligned``, ``uda-cutmix-ema-balanced`` — that recipe with distribution
+  alignment or class-balanced consistency (it keeps the large classes' gain but halves bicyclist);
+* ``uda-cutmix-ema-aligned-paste`` — with alignment, and a labelled frame's rare-class objects
+  pasted on top of half of the strong views (``uda.paste``, train/paste.py).
 
 Results are cached per run under ``bench/out/quality`` so an interrupted benchmark resumes,
 and the summary is written to docs/benchmarks.md.
@@ -58,12 +62,24 @@ METHODS = {
     "uda-ema": {"uda.mode": "uda", "uda.ema_decay": 0.99},
 }
 
-# CutMix at magnitude 10 (box area 0.5) in every sub-policy, one photometric op at magnitude 4 beside it.
-CUTMIX_POLICY = "autoaugment:" + json.dumps(
-    [[["CutMix", 1.0, 10], [op, 0.5, 4]] for op in ("Brightness", "Contrast", "Color", "Sharpness", "GaussianBlur")]
-)
+
+
+def _shipped_policy(space: str) -> str:
+    from udatune.tune.space import load_space
+
+    return load_space(space).policy.policy
+
+
+# CutMix at magnitude 10 (box area 0.5) in every sub-policy, one photometric op at magnitude 4
+# beside it: the policy of the shipped `cutmix` space (search_spaces/cutmix.yaml), its one owner.
+CUTMIX_POLICY = _shipped_policy("cutmix")
 METHODS["uda-cutmix"] = {"uda.mode": "uda", "uda.policy": CUTMIX_POLICY}
 METHODS["uda-cutmix-ema"] = {**METHODS["uda-cutmix"], "uda.ema_decay": 0.99}
+# French et al.'s recipe with one option against thin classes collapsing: it still loses bicyclist.
+METHODS["uda-cutmix-ema-aligned"] = {**METHODS["uda-cutmix-ema"], "uda.align": True}
+METHODS["uda-cutmix-ema-balanced"] = {**METHODS["uda-cutmix-ema"], "uda.class_balance": True}
+# ... and, with alignment, the labelled frames' rare-class objects pasted on half of the strong views.
+METHODS["uda-cutmix-ema-aligned-paste"] = {**METHODS["uda-cutmix-ema-aligned"], "uda.paste": 0.5}
 
 DATASETS = {
     "synthetic": {"data.dataset": "synthetic"},
@@ -106,11 +122,23 @@ def run_config(dataset: str, method: str, seed: int, extra: dict):
 
 def cached(path: Path, config: dict) -> dict | None:
     """The cached record at ``path`` if it ran exactly ``config`` (a run with other settings
-    under the same tag — another image size, say — is not this run: it is run again)."""
+    under the same tag — another image size, say — is not this run: it is run again).
+
+    The cached config is read back through `TrialConfig` first: a setting added to udatune
+    since the run was cached takes its default, which is what the run had (a new option is off
+    by default), so adding one does not throw away hours of cached runs. A cached config that
+    no longer builds is not this run."""
+    from udatune.config import TrialConfig
+    from udatune.errors import ConfigError
+
     if not path.exists():
         return None
     record = json.loads(path.read_text())
-    return record if record.get("config") == json.loads(json.dumps(config)) else None  # as the file holds it
+    try:
+        ran = TrialConfig.from_dict(record.get("config") or {}).to_dict()
+    except ConfigError:
+        return None
+    return record if json.loads(json.dumps(ran)) == json.loads(json.dumps(config)) else None  # as the file holds it
 
 
 def model_overrides(spec: str | None) -> dict:

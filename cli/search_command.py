@@ -52,7 +52,7 @@ SYNTHETIC_SIZE = SYNTHETIC_DEFAULTS["data.image_size"]
 
 @app.command()
 def search(
-    space: list[str] = typer.Option([], "--space", help="Search space: a built-in name (autoaugment, randaugment, trivialaugment) or a YAML file; repeat to compare methods in one sweep. Default: autoaugment + randaugment."),
+    space: list[str] = typer.Option([], "--space", help="Search space: a built-in name (autoaugment, randaugment, trivialaugment, cutmix) or a YAML file; repeat to compare methods in one sweep. Default: autoaugment + randaugment."),
     trials: int = typer.Option(4, help="Searched trials in total, shared round-robin by the spaces (baselines come on top)."),
     knobs: str = typer.Option("searched", help="searched: every method searches the same UDA knobs (λ, τ, T, TSA, anti-collapse options); default: hold them at the default recipe and search the policy only."),
     seeds: str = typer.Option("0", help="Training seeds, comma-separated; each gets its own supervised and default-UDA baseline."),

@@ -16,6 +16,19 @@ def test_a_cached_run_is_reused_only_for_the_same_config(tmp_path):
     assert cached(tmp_path / "missing.json", ran.to_dict()) is None
 
 
+def test_a_run_cached_before_a_setting_existed_counts_as_run_with_its_default(tmp_path):
+    ran = run_config("synthetic", "uda", 0, {"train.steps": 800})
+    older = ran.to_dict()
+    del older["uda"]["paste"]  # cached before uda.paste existed: it ran without a paste
+    path = tmp_path / "synthetic-uda-s0.json"
+    path.write_text(json.dumps({"miou": 0.4, "config": older}))
+    assert cached(path, ran.to_dict())["miou"] == 0.4
+    assert cached(path, run_config("synthetic", "uda", 0, {"train.steps": 800, "uda.paste": 0.5}).to_dict()) is None
+    older["uda"]["retired_knob"] = 1  # a setting udatune no longer has: not this run
+    path.write_text(json.dumps({"miou": 0.4, "config": older}))
+    assert cached(path, ran.to_dict()) is None
+
+
 def test_every_method_is_a_valid_run_with_its_own_settings_applied():
     """A method is the dataset's run with its settings on top: a misspelt key or a value the
     config refuses fails here, not an hour into a benchmark."""

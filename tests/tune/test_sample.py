@@ -39,11 +39,13 @@ def check_overrides(overrides: dict, space) -> None:
                 assert 0.0 <= probability <= 1.0 and 0 <= magnitude <= 10
     elif space.policy.family == "randaugment":
         assert isinstance(policy, RandAugment) and 1 <= policy.n <= 3 and 1 <= policy.m <= 10
+    elif space.policy.family == "fixed":
+        assert policy == parse_policy(space.policy.policy)
     else:
         assert isinstance(policy, TrivialAugment)
 
 
-@pytest.mark.parametrize("name", ["autoaugment", "randaugment", "trivialaugment"])
+@pytest.mark.parametrize("name", ["autoaugment", "randaugment", "trivialaugment", "cutmix"])
 def test_an_optuna_study_samples_only_valid_policies(name):
     space = load_space(name)
     sampler = SpaceSampler(space)

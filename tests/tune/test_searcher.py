@@ -30,9 +30,9 @@ def first_trials(spaces, recipe: TrialConfig, trials: int = 6) -> dict[str, dict
 
 def test_each_searched_methods_first_trial_is_the_default_recipe():
     recipe = TrialConfig()
-    spaces = [load_space(n) for n in ("autoaugment", "randaugment", "trivialaugment")]
+    spaces = [load_space(n) for n in ("autoaugment", "randaugment", "trivialaugment", "cutmix")]
     firsts = first_trials(spaces, recipe)
-    assert set(firsts) == {"autoaugment", "randaugment", "trivialaugment"}
+    assert set(firsts) == {"autoaugment", "randaugment", "trivialaugment", "cutmix"}
     for overrides in firsts.values():
         for key in KNOBS:
             section, name = key.split(".")
@@ -43,6 +43,7 @@ def test_each_searched_methods_first_trial_is_the_default_recipe():
     steps = [step for sub in aa.subpolicies for step in sub]
     assert all(p == 1.0 and m == 4 for _, p, m in steps) and len({op for op, _, _ in steps}) == len(steps)
     assert firsts["trivialaugment"]["uda.policy"].startswith("trivialaugment")
+    assert parse_policy(firsts["cutmix"]["uda.policy"]) == parse_policy(load_space("cutmix").policy.policy)  # a fixed family's own
 
 
 def test_the_first_trial_follows_the_sweeps_own_recipe_and_stays_inside_the_space():

@@ -2,7 +2,10 @@
 
 import pytest
 
+from udatune.augment.ops import OPS
+from udatune.augment.policy import parse_policy
 from udatune.errors import ConfigError
+from udatune.tune.sample import SpaceSampler
 from udatune.tune.space import builtin_spaces, load_space, parse_space, resolve_space
 
 GOOD = """
@@ -42,6 +45,12 @@ def test_the_shipped_spaces_load_by_name():
     assert 0.0 in aa.params["tau"].choices  # thresholding off is a choice
     assert aa.params["class_balance"].choices == (False, True)
     assert ra.policy.n.kind == "int" and ra.policy.m.high <= 10
+    # French et al.'s CutMix strong view, a fixed policy with the same searched knobs.
+    cm = load_space("cutmix")
+    assert cm.knobs == aa.knobs and cm.policy.family == "fixed"
+    cutmix = parse_policy(cm.policy.policy)
+    assert all(sub[0] == ("CutMix", 1.0, 10) for sub in cutmix.subpolicies)  # every strong view is CutMixed
+    assert not any(OPS[op].kind == "geometric" for sub in cutmix.subpolicies for op, _, _ in sub)
 
 
 def test_a_space_file_by_path(write):
@@ -84,6 +93,7 @@ BAD = [
     ("policy: {family: autoaugment}\ntrial: {uda.taux: 0.3}", "trial", "uda.taux"),
     ("policy: {family: autoaugment}\nencoder_lr_mult: {low: 0.0, high: 1.0, log: true}", "encoder_lr_mult", "log-uniform range needs low > 0"),
     ("policy: {family: autoaugment}\nencoder_lr_mult: {low: -1, high: 1}", "encoder_lr_mult.low", "outside the allowed range"),
+    ("policy: {family: autoaugment}\npaste: [0.0, 1.5]", "paste[1]", "outside the allowed range"),
     ("tau: 0.5", "policy", "missing"),
     ("", "(top level)", "empty"),
     ("- just\n- a list", "(top level)", "must be a mapping"),
@@ -115,6 +125,15 @@ def test_unknown_names_and_missing_files_are_clear():
         resolve_space("/nonexistent/space.yaml")
 
 
+def test_a_space_searches_the_labelled_paste(write):
+    """``paste`` is a uda.* knob: the sampler sets uda.paste to one of its choices."""
+    import optuna
+
+    space = load_space(str(write("policy: {family: trivialaugment}\npaste: [0.0, 0.5]\n")))
+    overrides = SpaceSampler(space)(optuna.trial.FixedTrial({"paste": 0.5}))["overrides"]
+    assert overrides["uda.paste"] == 0.5
+
+
 def test_a_space_searches_the_encoder_learning_rate_multiplier(write):
     """``encoder_lr_mult`` is a train.* knob: the sampler sets train.encoder_lr_mult, inside its range."""
     import optuna
@@ -138,7 +157,7 @@ def test_methods_of_one_sweep_must_search_the_same_knobs(write):
         check_comparable([load_space("randaugment"), load_space(str(narrow))])
     message = str(err.value)
     assert "randaugment" in message and str(narrow) in message and "policy family" in message and "--knobs default" in message
-    check_comparable([load_space("autoaugment"), load_space("randaugment"), load_space("trivialaugment")])
+    check_comparable([load_space(name) for name in builtin_spaces()])
 
 
 def test_a_policy_only_space_holds_the_uda_knobs_at_the_default():
