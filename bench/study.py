@@ -15,6 +15,8 @@ One command, resumable, that writes section ``study-<dataset>`` of docs/benchmar
     python -m bench.study --dataset camvid --steps 2000                     # CPU: hours
     python -m bench.study --dataset camvid --steps 2000 --image-size 360x480 --gpus-per-trial 0.25 --device cuda
     python -m bench.study --dataset synthetic --steps 40 --trials 2 --no-write   # a rehearsal, minutes
+    python -m bench.study --dataset camvid --steps 2000 --space randaugment --space cutmix \
+        --set uda.ema_decay=0.99 --set uda.align=true   # a search that starts from a known recipe
 
 A sweep of the same name whose confirmation finished is read, not run again; one that stopped
 half-way is carried on by the same command (`udatune resume`, then `udatune confirm` for a sweep
@@ -141,6 +143,8 @@ def search_command(args, name: str, storage: str) -> list[str]:
                "--name", name, "--storage", storage]
     if args.gpus_per_trial:
         command += ["--gpus-per-trial", str(args.gpus_per_trial)]
+    for space in args.space:
+        command += ["--space", space]
     for item in args.set:
         command += ["--set", item]
     return command
@@ -257,10 +261,16 @@ def wall_time(invocations: list[dict]) -> str:
             f"this one {invocations[-1]['seconds']:.0f} s), on {'; '.join(machines)}.")
 
 
-def default_name(dataset: str, steps: int, image_size: str | None) -> str:
-    """The sweep's name, and so its cache: another budget or image size is another study, never
-    one carried on from the sweep of a different config."""
-    return f"study-{dataset}-{steps}" + (f"-{image_size}" if image_size else "")
+def default_name(dataset: str, steps: int, image_size: str | None, spaces: tuple[str, ...] = (), sets: tuple[str, ...] = ()) -> str:
+    """The sweep's name, and so its cache: another budget, image size, set of spaces or base
+    setting is another study, never one carried on from the sweep of a different config (the
+    spaces and settings as a short digest: the name stays a folder name)."""
+    import hashlib
+
+    name = f"study-{dataset}-{steps}" + (f"-{image_size}" if image_size else "")
+    if spaces or sets:
+        name += "-" + hashlib.sha1(json.dumps([list(spaces), sorted(sets)]).encode()).hexdigest()[:8]
+    return name
 
 
 def relative(text: str) -> str:
@@ -280,12 +290,13 @@ def main() -> None:
     parser.add_argument("--gpus-per-trial", type=float, default=0.0)
     parser.add_argument("--device", default="cpu", help="the oracle runs' device: cpu or cuda")
     parser.add_argument("--jobs", type=int, default=2, help="oracle runs at once")
+    parser.add_argument("--space", action="append", default=[], help="a search space for `udatune search --space` (repeat; default: its own)")
     parser.add_argument("--set", action="append", default=[], help="section.key=value for every trial of the search")
     parser.add_argument("--name", default=None, help="sweep name (default: study-<dataset>-<steps>)")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
 
-    name = args.name or default_name(args.dataset, args.steps, args.image_size)
+    name = args.name or default_name(args.dataset, args.steps, args.image_size, tuple(args.space), tuple(args.set))
     storage = str(OUT / "sweeps")
     path = f"{storage}/{name}"
     command = search_command(args, name, storage)

@@ -61,6 +61,12 @@ def test_a_study_at_another_image_size_is_another_sweep_never_one_carried_on():
     assert default_name("camvid", 2000, None) == "study-camvid-2000"
     assert default_name("camvid", 2000, "60x80") == "study-camvid-2000-60x80"
     assert default_name("camvid", 2000, "60x80") != default_name("camvid", 2000, "90x120")
+    # Other spaces or base settings: another sweep too (it used to carry on the default study).
+    tuned = default_name("camvid", 2000, None, ("randaugment", "cutmix"), ("uda.align=true",))
+    assert tuned.startswith("study-camvid-2000-") and tuned != default_name("camvid", 2000, None)
+    assert tuned != default_name("camvid", 2000, None, ("randaugment", "cutmix"), ("uda.align=false",))
+    assert tuned != default_name("camvid", 2000, None, ("cutmix",), ("uda.align=true",))
+    assert tuned == default_name("camvid", 2000, None, ("randaugment", "cutmix"), ("uda.align=true",))
 
 
 def test_the_docs_name_paths_in_and_beside_the_checkout_relative_to_it():
@@ -68,3 +74,16 @@ def test_the_docs_name_paths_in_and_beside_the_checkout_relative_to_it():
     command = f"--data-root {checkout.parent}/shared/datasets/camvid --storage {checkout}/bench/out/study/sweeps"
     assert relative(command) == "--data-root ../shared/datasets/camvid --storage bench/out/study/sweeps"
     assert relative("--data-root /elsewhere/camvid") == "--data-root /elsewhere/camvid"
+
+
+def test_the_search_is_given_the_studys_spaces_and_settings():
+    from argparse import Namespace
+
+    from bench.study import search_command
+
+    args = Namespace(dataset="camvid", image_size=None, steps=2000, trials=4, seeds=[100, 101], gpus_per_trial=0.0,
+                     space=["randaugment", "cutmix"], set=["uda.align=true"])
+    command = search_command(args, "s", "/tmp/sweeps")
+    pairs = list(zip(command, command[1:]))
+    assert ("--space", "randaugment") in pairs and ("--space", "cutmix") in pairs and ("--set", "uda.align=true") in pairs
+    assert ("--confirm-seeds", "100,101") in pairs
