@@ -19,7 +19,7 @@ does), the same step budget and the same training seed:
   perturbation for segmentation (2020), no geometric ops;
 * ``uda-cutmix-ema`` — the same with a mean teacher (EMA decay 0.99), as French et al. ran it;
 * ``uda-cutmix-ema-aligned``, ``uda-cutmix-ema-balanced`` — that recipe with distribution
-  alignment or class-balanced consistency (it keeps the large classes' gain but halves bicyclist);
+  alignment or class-balanced consistency;
 * ``uda-cutmix-ema-aligned-paste`` — with alignment, and a labelled frame's rare-class objects
   pasted on top of half of the strong views (``uda.paste``, train/paste.py).
 
@@ -75,7 +75,7 @@ def _shipped_policy(space: str) -> str:
 CUTMIX_POLICY = _shipped_policy("cutmix")
 METHODS["uda-cutmix"] = {"uda.mode": "uda", "uda.policy": CUTMIX_POLICY}
 METHODS["uda-cutmix-ema"] = {**METHODS["uda-cutmix"], "uda.ema_decay": 0.99}
-# French et al.'s recipe with one option against thin classes collapsing: it still loses bicyclist.
+# French et al.'s recipe with one option against thin classes collapsing.
 METHODS["uda-cutmix-ema-aligned"] = {**METHODS["uda-cutmix-ema"], "uda.align": True}
 METHODS["uda-cutmix-ema-balanced"] = {**METHODS["uda-cutmix-ema"], "uda.class_balance": True}
 # ... and, with alignment, the labelled frames' rare-class objects pasted on half of the strong views.
