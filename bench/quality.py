@@ -63,8 +63,8 @@ METHODS = {
 }
 
 
-
 def _shipped_policy(space: str) -> str:
+    """The fixed policy of a shipped search space (one owner for a recipe the benchmarks share)."""
     from udatune.tune.space import load_space
 
     return load_space(space).policy.policy
