@@ -46,6 +46,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from udatune.tune.space import load_space
+
 OUT = Path(__file__).resolve().parent / "out" / "quality"
 CAMVID = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "camvid"
 
@@ -62,17 +64,9 @@ METHODS = {
     "uda-ema": {"uda.mode": "uda", "uda.ema_decay": 0.99},
 }
 
-
-def _shipped_policy(space: str) -> str:
-    """The fixed policy of a shipped search space (one owner for a recipe the benchmarks share)."""
-    from udatune.tune.space import load_space
-
-    return load_space(space).policy.policy
-
-
 # CutMix at magnitude 10 (box area 0.5) in every sub-policy, one photometric op at magnitude 4
 # beside it: the policy of the shipped `cutmix` space (search_spaces/cutmix.yaml), its one owner.
-CUTMIX_POLICY = _shipped_policy("cutmix")
+CUTMIX_POLICY = load_space("cutmix").policy.policy
 METHODS["uda-cutmix"] = {"uda.mode": "uda", "uda.policy": CUTMIX_POLICY}
 METHODS["uda-cutmix-ema"] = {**METHODS["uda-cutmix"], "uda.ema_decay": 0.99}
 # French et al.'s recipe with one option against thin classes collapsing.

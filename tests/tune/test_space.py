@@ -139,7 +139,6 @@ def test_a_space_searches_the_encoder_learning_rate_multiplier(write):
     import optuna
 
     from udatune.config import TrialConfig
-    from udatune.tune.sample import SpaceSampler
 
     space = load_space(str(write("policy: {family: randaugment}\nencoder_lr_mult: {low: 0.05, high: 0.5, log: true}\n")))
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))

@@ -29,8 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from udatune.data.base import IGNORE_INDEX
-from udatune.train.losses import class_histogram
-from udatune.train.teacher import Reduce
+from udatune.train.teacher import Reduce, labeled_counts, running_blend
 
 
 class LabeledPaste:
@@ -47,13 +46,10 @@ class LabeledPaste:
     @torch.no_grad()
     def observe(self, masks: torch.Tensor) -> None:
         """``masks``: B x H x W labels of the labelled batch."""
-        valid = masks != IGNORE_INDEX
-        counts = class_histogram(torch.where(valid, masks, 0), self.num_classes, valid.long()).float()
+        counts = labeled_counts(masks, self.num_classes, IGNORE_INDEX)
         if self.reduce is not None:  # every rank's pixels
             counts = self.reduce(counts)
-        share = counts / counts.sum().clamp_min(1.0)
-        running = self.share.to(share.device)
-        self.share = share if not self.observed else self.momentum * running + (1.0 - self.momentum) * share
+        self.share = running_blend(self.share, counts / counts.sum().clamp_min(1.0), self.momentum, self.observed)
         self.observed = True
 
     def rare(self, device: torch.device) -> torch.Tensor:

@@ -159,21 +159,14 @@ class DistributionAlignment:
     def observe(self, masks: torch.Tensor, teacher_probs: torch.Tensor, ignore_index: int) -> None:
         """``masks``: B x H x W labels of the labeled batch; ``teacher_probs``: B x K x H x W,
         the teacher's un-sharpened, un-aligned probabilities on the unlabeled batch."""
-        k = teacher_probs.shape[1]
-        valid = masks != ignore_index
-        labeled = class_histogram(torch.where(valid, masks, 0), k, valid.long()).float()
+        labeled = labeled_counts(masks, teacher_probs.shape[1], ignore_index)
         predicted = teacher_probs.float().mean(dim=(0, 2, 3))
         if self.reduce is not None:  # all ranks' pixels (equal batches: the mean of means)
             labeled, predicted = self.reduce(torch.stack([labeled, predicted]))
         labeled = labeled / labeled.sum().clamp_min(1.0)
-        self.labeled = self._update(self.labeled.to(predicted.device), labeled)
-        self.predicted = self._update(self.predicted.to(predicted.device), predicted)
+        self.labeled = running_blend(self.labeled, labeled, self.momentum, self.observed)
+        self.predicted = running_blend(self.predicted, predicted, self.momentum, self.observed)
         self.observed = True
-
-    def _update(self, running: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
-        if not self.observed:  # the first batch sets the start, not a blend with a guess
-            return batch.clone()
-        return self.momentum * running + (1.0 - self.momentum) * batch
 
     def log_ratio(self, device: torch.device) -> torch.Tensor | None:
         """log(labeled / predicted) per class, or None before anything was observed. A small
@@ -189,6 +182,20 @@ class DistributionAlignment:
     def load_state_dict(self, state: dict) -> None:
         self.labeled, self.predicted = state["labeled"].clone(), state["predicted"].clone()
         self.observed = not bool(torch.isnan(self.predicted).any())
+
+
+def labeled_counts(masks: torch.Tensor, num_classes: int, ignore_index: int) -> torch.Tensor:
+    """Pixels per class in a batch of label maps (float, K), ignored pixels left out."""
+    valid = masks != ignore_index
+    return class_histogram(torch.where(valid, masks, 0), num_classes, valid.long()).float()
+
+
+def running_blend(running: torch.Tensor, batch: torch.Tensor, momentum: float, observed: bool) -> torch.Tensor:
+    """An exponential moving average whose first batch sets the start (not a blend with a guess);
+    ``running`` follows ``batch``'s device."""
+    if not observed:
+        return batch.clone()
+    return momentum * running.to(batch.device) + (1.0 - momentum) * batch
 
 
 def per_class_mask_ratio(keep: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
