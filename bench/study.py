@@ -122,6 +122,44 @@ def summary_table(arms: list[Arm], supervised: Arm, oracle: Arm) -> str:
     return "\n".join(rows)
 
 
+# The UDA options a search space may switch on besides λ, τ, T and TSA, as the search table names them.
+OPTIONS = {"ema_decay": "mean teacher {:g}", "class_adaptive": "class-adaptive τ", "class_balance": "class balance",
+           "align": "alignment", "paste": "paste {:g}"}
+
+
+def trial_options(base_uda: dict, overrides: dict) -> str:
+    """The options a trial trained with (the sweep's base, then the trial's own settings), or —."""
+    values = {key: overrides.get(f"uda.{key}", base_uda.get(key)) for key in OPTIONS}
+    return ", ".join(OPTIONS[k].format(v) for k, v in values.items() if v) or "—"
+
+
+def _cell(text: str) -> str:
+    """Text as a markdown table cell: an AutoAugment policy's sub-policy bars would end it."""
+    return text.replace("|", "\\|")
+
+
+def search_table(path: str) -> str:
+    """Every trial of the search, in the order they ran: what it tried, how far it got and its
+    val gain over supervised at the same step (a trial ASHA stopped is compared where it stopped)."""
+    from udatune.reports.load import load_sweep, trial_label
+    from udatune.reports.report import knobs, policy_text
+    from udatune.tune.results import SUPERVISED
+
+    sweep = load_sweep(path)
+    base_uda = sweep.base_config.get("uda", {})
+    rows = ["| trial | method | policy | λ / τ / T | TSA | options | steps | status | val mIoU | gain over supervised |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for row in sweep.trials.to_dict("records"):
+        supervised = row["method"] == SUPERVISED
+        overrides = sweep.config(row["trial_id"]).get("overrides", {})
+        gain = row.get("gain", math.nan)
+        rows.append(
+            f"| {trial_label(row['trial_id'], row.get('shared_with', ''))} | {row['method']} | {_cell(policy_text(row, 40))} | {knobs(row)} "
+            f"| {'—' if supervised else row.get('tsa', '')} | {'—' if supervised else trial_options(base_uda, overrides)} "
+            f"| {int(row['step'])} | {row['status']} | {row['val_miou']:.3f} | {'—' if supervised or not math.isfinite(gain) else f'{gain:+.3f}'} |")
+    return "\n".join(rows)
+
+
 def class_table(arms: list[Arm]) -> str:
     names = list(arms[0].class_means())
     rows = ["| recipe | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
@@ -309,7 +347,8 @@ def main() -> None:
                     run_or_exit(confirm_command(args, name, storage))
             else:
                 run_or_exit(command)
-        base = json.loads((Path(path) / "sweep.json").read_text())["base_config"]
+        manifest = json.loads((Path(path) / "sweep.json").read_text())
+        base = manifest["base_config"]
         records = oracle_records(OUT / name, base, args.seeds, args.device, args.jobs)
         finished = True
     finally:
@@ -324,6 +363,7 @@ def main() -> None:
         f"seeds {', '.join(map(str, args.seeds))}; the oracle trains the sweep's base config on every labelled frame. "
         f"{wall_time(invocations)}\n\n"
         f"{summary_table(arms, supervised, oracle)}\n\nIoU per class (mean over the seeds):\n\n{class_table(arms)}\n\n"
+        f"The search (seed {', '.join(map(str, manifest['settings'].get('seeds', [0])))}, val), each trial as it ended:\n\n{search_table(path)}\n\n"
         f"The floor, for {judged.name}:\n\n" + "\n".join(f"- {line}" for line in floor_lines(judged, supervised, oracle)) + "\n"
     )
     print(body)

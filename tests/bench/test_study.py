@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 import time
 from pathlib import Path
 
@@ -87,3 +88,36 @@ def test_the_search_is_given_the_studys_spaces_and_settings():
     pairs = list(zip(command, command[1:]))
     assert ("--space", "randaugment") in pairs and ("--space", "cutmix") in pairs and ("--set", "uda.align=true") in pairs
     assert ("--confirm-seeds", "100,101") in pairs
+
+
+def test_the_search_table_lists_every_trial_with_what_it_tried_and_its_gain(sweep_writer):
+    from bench.study import search_table
+
+    path = sweep_writer.finished()
+    sweep_writer.write(path, [
+        ("sup0", {"method": "supervised", "seed": 0, "overrides": {"uda.mode": "supervised"}, "index": 0}, {50: 0.45, 100: 0.50}, "TERMINATED", None),
+        ("aa0", {"method": "autoaugment", "seed": 0, "index": 1,
+                 "overrides": {**sweep_writer.uda('autoaugment:[[["Rotate",0.5,3]],[["Color",0.4,2]]]', 1.0, 0.7, 0.4), "uda.ema_decay": 0.99, "uda.align": True}},
+         {50: 0.47, 100: 0.53}, "TERMINATED", None),
+        ("aa1", {"method": "autoaugment", "seed": 0, "index": 2, "overrides": sweep_writer.uda('autoaugment:[[["Color",0.2,8]]]', 2.0, 0.9, 0.8)},
+         {50: 0.43}, "TERMINATED", None),
+    ])
+    lines = search_table(str(path)).splitlines()
+    assert lines[0].startswith("| trial | method | policy |") and len(lines) == 2 + 3
+    cells = [[c.strip() for c in re.split(r"(?<!\\)\|", line)] for line in lines]
+    assert all(len(row) == len(cells[0]) for row in cells)  # a policy's own bars are escaped, not cell ends
+    supervised, tuned, stopped = (dict(zip(cells[0], row)) for row in cells[2:])
+    assert supervised["method"] == "supervised" and supervised["options"] == "—" and supervised["gain over supervised"] == "—"
+    assert tuned["options"] == "mean teacher 0.99, alignment" and tuned["λ / τ / T"] == "1 / 0.70 / 0.40"
+    assert tuned["gain over supervised"] == "+0.030" and tuned["steps"] == "100"
+    # A trial stopped at step 50 is compared with supervised at step 50, not at its end.
+    assert stopped["steps"] == "50" and stopped["gain over supervised"] == "-0.020" and stopped["options"] == "—"
+
+
+def test_a_trials_options_are_the_sweeps_base_then_its_own_settings():
+    from bench.study import trial_options
+
+    base = {"ema_decay": 0.99, "align": True, "class_balance": False, "paste": 0.0}
+    assert trial_options(base, {}) == "mean teacher 0.99, alignment"
+    assert trial_options(base, {"uda.align": False, "uda.ema_decay": 0.0, "uda.paste": 0.5}) == "paste 0.5"
+    assert trial_options({}, {}) == "—"
