@@ -369,7 +369,9 @@ def main() -> None:
     print(body)
     if not args.no_write:
         size = f", {args.image_size}" if args.image_size else ""
-        write_section(name, f"Study: {args.dataset}, {args.steps} steps{size}",
+        spaces = f", spaces {' + '.join(args.space)}" if args.space else ""
+        settings = f", base {' '.join(args.set)}" if args.set else ""
+        write_section(name, f"Study: {args.dataset}, {args.steps} steps{size}{spaces}{settings}",
                       "python -m bench.study " + shlex.join(sys.argv[1:]), body)
 
 
