@@ -341,6 +341,10 @@ def _gain(value: float | None) -> Text:
     return Text(f"{value:+.3f}", style="green" if value > 0 else "red")
 
 
+# A policy in the search's tables: a short summary, so a row is one or two lines even at 80
+# columns (the demo's AutoAugment policies folded over five); `udatune export-policy` writes it whole.
+POLICY_CELL = 24
+
 STATUS_STYLE = {"running": "cyan", "done": "green", "stopped": "yellow", "failed": "red", "error": "red", "pending": "dim"}
 
 
@@ -354,7 +358,7 @@ def trial_table(results, console: Console):
     rows = []
     for row in results.ordered():
         rows.append([
-            str(row.index), row.method, str(row.seed), "—" if not row.policy else policy_summary(row.policy, 24),
+            str(row.index), row.method, str(row.seed), "—" if not row.policy else policy_summary(row.policy, POLICY_CELL),
             "—" if math.isnan(row.lambda_u) else f"{row.lambda_u:.2g}/{row.tau:.2f}/{row.temperature:.2f}",
             str(row.step), _num(row.val_miou), _gain(results.gain(row)),
             Text(row.status + (" · consistency off" if row.consistency == "off" else ""), style=STATUS_STYLE.get(row.status, "")),
@@ -379,5 +383,5 @@ def ranking_table(results, console: Console, shared: tuple[str, ...] = (), seeds
         group = frame[frame["method"] == method]
         best = best_row(group, score_column(frame)) or {}
         rows.append([str(rank), method, str(len(group)), Text(gain.describe(), style="green" if gain.excludes_zero and gain.mean > 0 else ""),
-                     _num(best.get("val_miou", math.nan)), str(best.get("policy_summary", ""))])
+                     _num(best.get("val_miou", math.nan)), policy_summary(best["policy"], POLICY_CELL) if best.get("policy") else "—"])
     return fitted_table("methods ranked by gain over supervised (paired: same seed, same step; mean over seeds)", columns, rows, console)

@@ -81,3 +81,29 @@ def test_a_confirmed_report_leads_with_the_confirmed_numbers_and_ends_with_the_v
     # c1 gains +0.04 over supervised; against the default (+0.02 per seed) +0.02 [−0.005, +0.045]: inside the noise
     assert last.startswith("Best recipe c1 (autoaugment): +0.040 [+0.015, +0.065]") and "against default UDA: +0.020" in last
     assert "did not beat the default" in last and "c3 (default)" in text
+
+
+def test_a_long_policy_takes_at_most_two_lines_of_the_search_tables_at_80_columns(sweep_writer):
+    # The demo's ranking table at 80 columns folded a 3-sub-policy AutoAugment policy over 5 lines.
+    from udatune.cli.search_command import ranking_table, trial_table
+    from udatune.tune import store
+
+    policy = ('autoaugment:[[["Solarize",0.98,8],["Rotate",0.7,0]],[["Solarize",0.2,4],["AutoContrast",0.6,3]],'
+              '[["Color",0.4,2],["Equalize",0.8,4]]]')
+    path = sweep_writer.root / "long"
+    sweep_writer.manifest(path, "long", seeds=(0,))
+    sweep_writer.write(path, [
+        ("sup0", {"method": "supervised", "seed": 0, "overrides": {"uda.mode": "supervised"}, "index": 0}, {100: 0.50}, "TERMINATED", None),
+        ("aa0", {"method": "autoaugment", "seed": 0, "overrides": sweep_writer.uda(policy, 1.0, 0.8, 0.4), "index": 1}, {100: 0.55},
+         "TERMINATED", None),
+    ])
+    results = store.read_results(str(path))
+    for table in (ranking_table, trial_table):
+        console = narrow(80)
+        console.print(table(results, console))
+        lines = console.file.getvalue().splitlines()
+        first = next(i for i, line in enumerate(lines) if "autoaugment" in line)
+        # the row's continuation lines: the next lines up to a blank one, the next row or the table's note
+        rest = [line for line in lines[first + 1:first + 4] if line.strip() and not line.lstrip().startswith(("(", "methods"))]
+        assert len(rest) <= 1, "\n".join(lines)
+        assert "+0.050" in lines[first]
