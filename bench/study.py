@@ -138,6 +138,11 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
+def _number(value, spec: str) -> str:
+    """A number as a cell, or — for a trial that never reported one (failed at start-up)."""
+    return format(value, spec) if value is not None and math.isfinite(value) else "—"
+
+
 def search_table(path: str) -> str:
     """Every trial of the search, in the order they ran: what it tried, how far it got and its
     val gain over supervised at the same step (a trial ASHA stopped is compared where it stopped)."""
@@ -156,7 +161,8 @@ def search_table(path: str) -> str:
         rows.append(
             f"| {trial_label(row['trial_id'], row.get('shared_with', ''))} | {row['method']} | {_cell(policy_text(row, 40))} | {knobs(row)} "
             f"| {'—' if supervised else row.get('tsa', '')} | {'—' if supervised else trial_options(base_uda, overrides)} "
-            f"| {int(row['step'])} | {row['status']} | {row['val_miou']:.3f} | {'—' if supervised or not math.isfinite(gain) else f'{gain:+.3f}'} |")
+            f"| {_number(row['step'], '.0f')} | {row['status']} | {_number(row['val_miou'], '.3f')} "
+            f"| {'—' if supervised else _number(gain, '+.3f')} |")
     return "\n".join(rows)
 
 

@@ -121,3 +121,11 @@ def test_a_trials_options_are_the_sweeps_base_then_its_own_settings():
     assert trial_options(base, {}) == "mean teacher 0.99, alignment"
     assert trial_options(base, {"uda.align": False, "uda.ema_decay": 0.0, "uda.paste": 0.5}) == "paste 0.5"
     assert trial_options({}, {}) == "—"
+
+
+def test_a_trial_that_never_reported_reads_as_dashes_not_an_error(sweep_writer):
+    from bench.study import search_table
+
+    path = sweep_writer.finished()  # trial ta0 failed before its first evaluation
+    line = next(line for line in search_table(str(path)).splitlines() if line.startswith("| ta0 "))
+    assert line.rstrip(" |").endswith("| — | —") and "nan" not in line
