@@ -382,6 +382,7 @@ def ranking_table(results, console: Console, shared: tuple[str, ...] = (), seeds
     for rank, (method, gain) in enumerate(ranked_methods(frame), start=1):
         group = frame[frame["method"] == method]
         best = best_row(group, score_column(frame)) or {}
+        policy = best.get("policy")  # NaN where a table read back from CSV had none
         rows.append([str(rank), method, str(len(group)), Text(gain.describe(), style="green" if gain.excludes_zero and gain.mean > 0 else ""),
-                     _num(best.get("val_miou", math.nan)), policy_summary(best["policy"], POLICY_CELL) if best.get("policy") else "—"])
+                     _num(best.get("val_miou", math.nan)), policy_summary(policy, POLICY_CELL) if isinstance(policy, str) and policy else "—"])
     return fitted_table("methods ranked by gain over supervised (paired: same seed, same step; mean over seeds)", columns, rows, console)
