@@ -353,8 +353,10 @@ def main() -> None:
                     run_or_exit(confirm_command(args, name, storage))
             else:
                 run_or_exit(command)
-        manifest = json.loads((Path(path) / "sweep.json").read_text())
-        base = manifest["base_config"]
+        from udatune.tune import store
+
+        manifest = store.read_manifest(path)  # sweep.json, through its one reader
+        base = manifest.base_config
         records = oracle_records(OUT / name, base, args.seeds, args.device, args.jobs)
         finished = True
     finally:
@@ -369,7 +371,7 @@ def main() -> None:
         f"seeds {', '.join(map(str, args.seeds))}; the oracle trains the sweep's base config on every labelled frame. "
         f"{wall_time(invocations)}\n\n"
         f"{summary_table(arms, supervised, oracle)}\n\nIoU per class (mean over the seeds):\n\n{class_table(arms)}\n\n"
-        f"The search (seed {', '.join(map(str, manifest['settings'].get('seeds', [0])))}, val), each trial as it ended:\n\n{search_table(path)}\n\n"
+        f"The search (seed {', '.join(map(str, manifest.settings.get('seeds', [0])))}, val), each trial as it ended:\n\n{search_table(path)}\n\n"
         f"The floor, for {judged.name}:\n\n" + "\n".join(f"- {line}" for line in floor_lines(judged, supervised, oracle)) + "\n"
     )
     print(body)
