@@ -34,6 +34,7 @@ import shlex
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -107,6 +108,20 @@ def floor_lines(best: Arm, supervised: Arm, oracle: Arm) -> list[str]:
     ]
 
 
+BUDGET_GAP = 0.05  # the oracle's lead over supervised that makes a budget able to show a gain
+
+
+def budget_line(supervised: Arm, oracle: Arm) -> str:
+    """The study's premise on its own seeds: at this budget the oracle leads supervised by at
+    least 0.05. When it does not, the share of the gap is a share of a small, noisy gap, and the
+    paired gain over supervised is the number to read."""
+    from udatune.reports.stats import mean_interval
+
+    lead = mean_interval(paired_gains(oracle, supervised))
+    verdict = "holds" if lead.mean >= BUDGET_GAP else "below it on these seeds: read the share of the gap with care"
+    return f"the budget: the oracle leads supervised by {lead.describe()} (wanted ≥ {BUDGET_GAP}): {verdict}"
+
+
 def summary_table(arms: list[Arm], supervised: Arm, oracle: Arm) -> str:
     from udatune.reports.stats import mean_interval
 
@@ -117,7 +132,7 @@ def summary_table(arms: list[Arm], supervised: Arm, oracle: Arm) -> str:
         share = gap_share(arm, supervised, oracle)
         gain = "—" if arm is supervised else mean_interval(paired_gains(arm, supervised)).describe()
         share = "—" if arm in (supervised, oracle) or not math.isfinite(share) else f"{share:.0%}"
-        rows.append(f"| {arm.name} | {len(values)} | {statistics.mean(values):.3f} ± {std:.3f} | {gain} | {share} | "
+        rows.append(f"| {_cell(arm.name)} | {len(values)} | {statistics.mean(values):.3f} ± {std:.3f} | {gain} | {share} | "
                     f"{', '.join(f'{v:.3f}' for v in values)} |")
     return "\n".join(rows)
 
@@ -171,7 +186,7 @@ def class_table(arms: list[Arm]) -> str:
     rows = ["| recipe | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for arm in arms:
         means = arm.class_means()
-        rows.append(f"| {arm.name} | " + " | ".join(f"{means.get(c, math.nan):.2f}" for c in names) + " |")
+        rows.append(f"| {_cell(arm.name)} | " + " | ".join(f"{means.get(c, math.nan):.2f}" for c in names) + " |")
     return "\n".join(rows)
 
 
@@ -209,16 +224,50 @@ def run_or_exit(command: list[str]) -> None:
         sys.exit(f"{shlex.join(command)} failed; run this study's command again to carry on.")
 
 
-def log_invocation(folder: Path, started: float, finished: bool) -> list[dict]:
-    """Append this invocation's wall time to the study's log and return every entry: a study
-    stopped and carried on later (another session, another machine) is timed by their sum."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "invocations.json"
-    entries = json.loads(path.read_text()) if path.exists() else []
-    entries.append({"started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(started)), "seconds": round(time.time() - started, 1),
-                    "finished": finished, "cpu": cpu_name()})
-    path.write_text(json.dumps(entries, indent=1))
-    return entries
+class InvocationLog:
+    """This invocation's entry in the study's log (invocations.json), so that a study stopped and
+    carried on later (another session, another machine) is timed by the sum of its invocations.
+    The entry is written when the invocation starts and rewritten every minute while it runs:
+    one killed outright (SIGKILL, the end of a session), which never reaches its end, still
+    leaves its time to within a minute, marked unfinished."""
+
+    def __init__(self, folder: Path, started: float, every: float = 60.0):
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / "invocations.json"
+        self.started = started
+        self.entries = json.loads(self.path.read_text()) if self.path.exists() else []
+        self.entries.append({})
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.update(finished=False, ended=False)
+        self._beat = threading.Thread(target=self._heartbeat, args=(every,), daemon=True)
+        self._beat.start()
+
+    def _heartbeat(self, every: float) -> None:
+        while not self._stop.wait(every):
+            self.update(finished=False, ended=False)
+
+    def update(self, finished: bool, ended: bool) -> list[dict]:
+        """Rewrite this invocation's entry and return every entry. `finished`: the study's work
+        is done; `ended`: this invocation reached its end (else the time is its last heartbeat)."""
+        with self._lock:
+            self.entries[-1] = {"started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.started)),
+                                "seconds": round(time.time() - self.started, 1), "finished": finished, "ended": ended, "cpu": cpu_name()}
+            self.path.write_text(json.dumps(self.entries, indent=1))
+            return list(self.entries)
+
+    def close(self, finished: bool) -> list[dict]:
+        """The invocation's end: its last entry, and no more heartbeats."""
+        self._stop.set()
+        return self.update(finished, ended=True)
+
+    def discard(self) -> list[dict]:
+        """Drop this invocation's entry (it ran nothing) and return the others."""
+        self._stop.set()
+        with self._lock:
+            self.entries.pop()
+            self.path.write_text(json.dumps(self.entries, indent=1))
+            return list(self.entries)
 
 
 def confirmation_done(path: str, seeds: list[int]) -> bool:
@@ -248,9 +297,14 @@ def run_oracle(base: dict, seed: int, device: str, threads: int) -> dict:
     return {"seed": seed, "val": result.final, "test": result.test, "seconds": time.perf_counter() - start}
 
 
+def oracle_path(folder: Path, seed: int) -> Path:
+    """One oracle run's cached record."""
+    return folder / f"oracle-s{seed}.json"
+
+
 def oracle_records(folder: Path, base: dict, seeds: list[int], device: str, jobs: int) -> list[dict]:
     folder.mkdir(parents=True, exist_ok=True)
-    paths = {seed: folder / f"oracle-s{seed}.json" for seed in seeds}
+    paths = {seed: oracle_path(folder, seed) for seed in seeds}
     todo = [seed for seed, path in paths.items() if not path.exists()]
     threads = 1 if device == "cuda" else max(1, len(os.sched_getaffinity(0)) // max(1, jobs))
     with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
@@ -297,12 +351,18 @@ def oracle_arm(records: list[dict], split: str) -> Arm:
 
 
 def wall_time(invocations: list[dict]) -> str:
+    """The study's wall time: the sum of its invocations. One that was killed before it ended
+    (every entry but the last one that is unfinished) counts up to its last heartbeat, so the
+    sum is then a lower bound, by at most a minute each, and says so."""
     total = sum(entry["seconds"] for entry in invocations)
     if len(invocations) == 1:
         return f"Wall time: {total:.0f} s."
     machines = sorted({entry.get("cpu", "?") for entry in invocations})
+    killed = sum(1 for entry in invocations if not entry.get("ended", True))  # entries before "ended" existed were written at the end
+    bound = (f"; {killed} killed before {'its' if killed == 1 else 'their'} end, counted to {'its' if killed == 1 else 'their'} "
+             "last sign of life: a lower bound" if killed else "")
     return (f"Wall time: {total:.0f} s over {len(invocations)} invocations (stopped and carried on; "
-            f"this one {invocations[-1]['seconds']:.0f} s), on {'; '.join(machines)}.")
+            f"the last {invocations[-1]['seconds']:.0f} s{bound}), on {'; '.join(machines)}.")
 
 
 def default_name(dataset: str, steps: int, image_size: str | None, spaces: tuple[str, ...] = (), sets: tuple[str, ...] = ()) -> str:
@@ -315,6 +375,12 @@ def default_name(dataset: str, steps: int, image_size: str | None, spaces: tuple
     if spaces or sets:
         name += "-" + hashlib.sha1(json.dumps([list(spaces), sorted(sets)]).encode()).hexdigest()[:8]
     return name
+
+
+def default_note(base: dict) -> str:
+    """What "default UDA" trained with, when the sweep's base settings changed it."""
+    options = trial_options(base.get("uda", {}), {})
+    return "" if options == "—" else f"Default UDA is the default recipe on the sweep's base settings: {options}. "
 
 
 def relative(text: str) -> str:
@@ -344,9 +410,10 @@ def main() -> None:
     storage = str(OUT / "sweeps")
     path = f"{storage}/{name}"
     command = search_command(args, name, storage)
-    started, finished = time.time(), False
+    log, finished, ran = InvocationLog(OUT / name, time.time()), False, False
     try:
         if not confirmation_done(path, args.seeds):
+            ran = True
             if Path(path).exists():  # stopped before: the search and an interrupted confirmation go on
                 run_or_exit([UDATUNE, "resume", name, "--storage", storage])
                 if not confirmation_done(path, args.seeds):
@@ -357,10 +424,12 @@ def main() -> None:
 
         manifest = store.read_manifest(path)  # sweep.json, through its one reader
         base = manifest.base_config
+        ran = ran or not all(oracle_path(OUT / name, seed).exists() for seed in args.seeds)
         records = oracle_records(OUT / name, base, args.seeds, args.device, args.jobs)
         finished = True
     finally:
-        invocations = log_invocation(OUT / name, started, finished)
+        # A study read back whole (every run cached) ran nothing: it does not add to the time.
+        invocations = log.close(finished) if ran or not finished else log.discard()
     supervised, default, best, split = confirmation_arms(path)
     oracle = oracle_arm(records, split)
     arms = [supervised, default, *([best] if best else []), oracle]
@@ -369,10 +438,12 @@ def main() -> None:
         f"Sweep `{relative(path)}`: `{relative(shlex.join(command[1:]))}`. "
         f"Scores on the {split} split{' (the dataset has no test split: fresh seeds on val)' if split == 'val' else ''}, "
         f"seeds {', '.join(map(str, args.seeds))}; the oracle trains the sweep's base config on every labelled frame. "
+        f"{default_note(base)}"
         f"{wall_time(invocations)}\n\n"
         f"{summary_table(arms, supervised, oracle)}\n\nIoU per class (mean over the seeds):\n\n{class_table(arms)}\n\n"
         f"The search (seed {', '.join(map(str, manifest.settings.get('seeds', [0])))}, val), each trial as it ended:\n\n{search_table(path)}\n\n"
-        f"The floor, for {judged.name}:\n\n" + "\n".join(f"- {line}" for line in floor_lines(judged, supervised, oracle)) + "\n"
+        f"The floor, for {judged.name}:\n\n" + "\n".join(f"- {line}" for line in floor_lines(judged, supervised, oracle)) + "\n\n"
+        f"And {budget_line(supervised, oracle)}.\n"
     )
     print(body)
     if not args.no_write:

@@ -3,10 +3,14 @@
 import json
 import math
 import re
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
-from bench.study import Arm, collapsed_classes, default_name, floor_lines, gap_share, log_invocation, relative, wall_time
+from bench.study import (Arm, InvocationLog, budget_line, class_table, collapsed_classes, default_name, default_note, floor_lines, gap_share, relative,
+                         summary_table, wall_time)
 
 
 def arm(name, scores, classes):
@@ -48,14 +52,27 @@ def test_the_floor_holds_only_when_all_three_conditions_do():
 
 
 def test_a_study_carried_on_over_several_invocations_is_timed_by_their_sum(tmp_path):
-    started = time.time() - 100
-    first = log_invocation(tmp_path, started, finished=False)
+    first = InvocationLog(tmp_path, time.time() - 100).close(finished=False)
     assert wall_time(first) == f"Wall time: {first[0]['seconds']:.0f} s."
-    both = log_invocation(tmp_path, time.time() - 20, finished=True)
+    both = InvocationLog(tmp_path, time.time() - 20).close(finished=True)
+    assert InvocationLog(tmp_path, time.time() - 5).discard() == both  # read back whole: ran nothing, adds nothing
     assert [e["finished"] for e in both] == [False, True] and json.loads((tmp_path / "invocations.json").read_text()) == both
     total = both[0]["seconds"] + both[1]["seconds"]
     assert 119 <= total <= 125
-    assert wall_time(both).startswith(f"Wall time: {total:.0f} s over 2 invocations (stopped and carried on; this one 20 s)")
+    assert wall_time(both).startswith(f"Wall time: {total:.0f} s over 2 invocations (stopped and carried on; the last 20 s),")
+
+
+def test_an_invocation_killed_outright_still_leaves_its_time_to_within_a_heartbeat(tmp_path):
+    # A real SIGKILL, as at the end of a session: no finally, no atexit, only the heartbeats it wrote.
+    killed = subprocess.run([sys.executable, "-c", (
+        "import os, signal, time; from pathlib import Path; from bench.study import InvocationLog; "
+        f"InvocationLog(Path({str(tmp_path)!r}), time.time() - 50, every=0.1); time.sleep(1.0); os.kill(os.getpid(), signal.SIGKILL)")],
+        cwd=Path(__file__).resolve().parents[2])
+    assert killed.returncode == -signal.SIGKILL
+    [entry] = json.loads((tmp_path / "invocations.json").read_text())
+    assert entry["ended"] is False and 50.5 <= entry["seconds"] <= 51.5  # its last heartbeat, not its start
+    both = InvocationLog(tmp_path, time.time() - 10).close(finished=True)
+    assert "1 killed before its end, counted to its last sign of life: a lower bound" in wall_time(both)
 
 
 def test_a_study_at_another_image_size_is_another_sweep_never_one_carried_on():
@@ -129,3 +146,24 @@ def test_a_trial_that_never_reported_reads_as_dashes_not_an_error(sweep_writer):
     path = sweep_writer.finished()  # trial ta0 failed before its first evaluation
     line = next(line for line in search_table(str(path)).splitlines() if line.startswith("| ta0 "))
     assert line.rstrip(" |").endswith("| — | —") and "nan" not in line
+
+
+def test_a_recipe_named_by_an_autoaugment_policy_keeps_the_tables_columns():
+    # The search's best is named by its policy, whose sub-policies are joined by bars.
+    best = arm("search's best (cutmix: AA[CutMix1@10 | Contrast.5@4])", [0.52, 0.50, 0.52], {"road": 0.95, "pole": 0.01})
+    cells = re.compile(r"(?<!\\)\|")  # a bar that is not escaped ends a cell
+    for table in (summary_table([SUPERVISED, best, ORACLE], SUPERVISED, ORACLE), class_table([SUPERVISED, best, ORACLE])):
+        header, _, *rows = table.splitlines()
+        assert all(len(cells.findall(row)) == len(cells.findall(header)) for row in rows), table
+
+
+def test_a_study_says_when_its_oracle_leads_by_less_than_the_budget_asks():
+    wide = arm("oracle", [0.58, 0.55, 0.60], {"road": 0.95})  # +0.077 on average
+    narrow = arm("oracle", [0.53, 0.50, 0.55], {"road": 0.95})  # +0.027
+    assert budget_line(SUPERVISED, wide).endswith(": holds")
+    assert "+0.027" in budget_line(SUPERVISED, narrow) and "below it on these seeds" in budget_line(SUPERVISED, narrow)
+
+
+def test_default_uda_names_the_base_settings_it_trained_with():
+    assert default_note({"uda": {"ema_decay": 0.0, "align": False}}) == ""
+    assert default_note({"uda": {"ema_decay": 0.99, "align": True}}).endswith("base settings: mean teacher 0.99, alignment. ")
