@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import statistics
+import sys
 import tempfile
 import time
 
@@ -54,7 +56,8 @@ def measure(compiled: bool, args, device: torch.device) -> tuple[float, float]:
     step = make_step(model, torch.compile(model) if compiled else model, batches)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     start = time.perf_counter()
-    step(), step()
+    step()
+    step()
     sync()
     first = time.perf_counter() - start
     times = []
@@ -104,9 +107,6 @@ def main() -> None:
     )
     print(body)
     if not args.no_write:
-        import shlex
-        import sys
-
         write_section(f"compile-{device.type}", f"torch.compile, {device.type}", ("python -m bench.compile " + shlex.join(sys.argv[1:])).strip(), body)
 
 

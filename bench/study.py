@@ -352,15 +352,15 @@ def oracle_arm(records: list[dict], split: str) -> Arm:
 
 def wall_time(invocations: list[dict]) -> str:
     """The study's wall time: the sum of its invocations. One that was killed before it ended
-    (every entry but the last one that is unfinished) counts up to its last heartbeat, so the
-    sum is then a lower bound, by at most a minute each, and says so."""
+    (its entry not marked "ended") counts up to its last heartbeat, so the sum is then a lower
+    bound, by at most a minute each, and says so."""
     total = sum(entry["seconds"] for entry in invocations)
     if len(invocations) == 1:
         return f"Wall time: {total:.0f} s."
     machines = sorted({entry.get("cpu", "?") for entry in invocations})
     killed = sum(1 for entry in invocations if not entry.get("ended", True))  # entries before "ended" existed were written at the end
-    bound = (f"; {killed} killed before {'its' if killed == 1 else 'their'} end, counted to {'its' if killed == 1 else 'their'} "
-             "last sign of life: a lower bound" if killed else "")
+    its = "its" if killed == 1 else "their"
+    bound = f"; {killed} killed before {its} end, counted to {its} last sign of life: a lower bound" if killed else ""
     return (f"Wall time: {total:.0f} s over {len(invocations)} invocations (stopped and carried on; "
             f"the last {invocations[-1]['seconds']:.0f} s{bound}), on {'; '.join(machines)}.")
 
